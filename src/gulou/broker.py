@@ -1,0 +1,58 @@
+"""The embedded MQTT broker (amqtt, in-process) used when no ``--broker`` is configured."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from amqtt.broker import Broker
+
+from gulou.settings import BrokerAddress
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedBroker:
+    """An amqtt broker on a free loopback port, so it never collides with a broker already on 1883."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self._broker: Any = None
+
+    async def start(self) -> BrokerAddress:
+        """Start listening and return the address clients should use."""
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.requested_port}"}},
+            # The embedded broker is a loopback-only convenience; production uses Mosquitto with ACLs.
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        self._broker = Broker(config)
+        await self._broker.start()
+        server = self._broker._servers["default"].instance  # amqtt exposes no public port accessor
+        sock: socket.socket = server.sockets[0]
+        self.port = int(sock.getsockname()[1])
+        log.info("embedded MQTT broker listening on mqtt://%s:%s", self.host, self.port)
+        return BrokerAddress(host=self.host, port=self.port, tls=False)
+
+    @property
+    def url(self) -> str:
+        """``mqtt://host:port`` of the running broker."""
+        if self.port is None:
+            raise RuntimeError("embedded broker not started")
+        return f"mqtt://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Shut the broker down, closing client connections."""
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

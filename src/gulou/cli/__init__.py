@@ -1,0 +1,30 @@
+"""The ``gulou`` command: subcommands are listed here explicitly, one module each."""
+
+from __future__ import annotations
+
+import click
+
+from gulou import __version__
+from gulou.cli.dashboards import dashboards
+from gulou.cli.devices import devices
+from gulou.cli.rules import rules
+from gulou.cli.simulate import simulate
+from gulou.cli.standards import standards
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="gulou")
+def cli() -> None:
+    """Gulou Smart Brain IoT pipeline: devices, simulators, ingest, rules and dashboards."""
+
+
+cli.add_command(devices)
+cli.add_command(simulate)
+cli.add_command(standards)
+cli.add_command(rules)
+cli.add_command(dashboards)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="gulou")

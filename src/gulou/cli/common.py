@@ -1,0 +1,56 @@
+"""Helpers every subcommand shares: settings from env + flags, registry loading, JSON output, logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from gulou.devices.registry import Registry, RegistryError, load_registry
+from gulou.settings import Settings
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from ``GULOU_*`` variables with the given flags on top; bad values become usage errors."""
+    try:
+        return Settings().with_overrides(**flags)
+    except (ValidationError, ValueError) as exc:
+        raise click.UsageError(f"configuration: {exc}") from None
+
+
+def open_registry(settings: Settings) -> Registry:
+    """Load the configured registry (the shipped one by default) or exit with the file:line error."""
+    try:
+        return load_registry(settings.registry)
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr so stdout stays clean for ``--json`` output."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def echo_json(data: Any) -> None:
+    """Print data as JSON (UTF-8, Chinese kept readable)."""
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+registry_option = click.option(
+    "--registry", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="Device registry YAML (env GULOU_REGISTRY; default: the shipped Gulou registry).",
+)
+broker_option = click.option(
+    "--broker", default=None, metavar="URL",
+    help="mqtt://HOST:PORT or mqtts://HOST:PORT (env GULOU_BROKER; default: an embedded broker).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

@@ -1,0 +1,118 @@
+"""The device-type boundary: metric metadata and the payload model each type validates against."""
+
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
+
+DOMAINS: tuple[str, ...] = ("water", "air", "waste", "parking", "structure")
+Domain = Literal["water", "air", "waste", "parking", "structure"]
+MetricKind = Literal["float", "int", "bool"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric a device type reports: name on the wire, unit, physical range and meaning."""
+
+    name: str
+    unit: str
+    description: str
+    kind: MetricKind = "float"
+    minimum: float | None = None
+    maximum: float | None = None
+    fiware: str | None = None
+
+    def python_type(self) -> type:
+        """The strict Python type pydantic checks the value against."""
+        return {"float": float, "int": int, "bool": bool}[self.kind]
+
+
+class PayloadBase(BaseModel):
+    """Fields every telemetry payload shares; device types add their metrics as optional fields."""
+
+    # Unknown fields are rejected (not ignored): a renamed metric in firmware would otherwise vanish
+    # silently; the dead-letter store keeps the whole message so nothing is lost.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    ts: AwareDatetime | int
+    seq: int | None = Field(default=None, ge=0)
+
+    def metrics(self) -> dict[str, float | int | bool]:
+        """The metric values present in this payload."""
+        return {k: v for k, v in self.model_dump(exclude={"ts", "seq"}).items() if v is not None}
+
+    @model_validator(mode="after")
+    def _has_a_metric(self) -> PayloadBase:
+        if not self.metrics():
+            raise ValueError("payload carries no metric")
+        return self
+
+
+class DeviceType(ABC):
+    """A kind of device: its domain, metrics and reporting interval. Subclasses only declare data."""
+
+    name: ClassVar[str]
+    domain: ClassVar[Domain]
+    description: ClassVar[str]
+    default_interval_s: ClassVar[int]
+    metrics: ClassVar[tuple[Metric, ...]]
+
+    @cached_property
+    def payload_model(self) -> type[PayloadBase]:
+        """A pydantic model with one optional, range-checked field per metric."""
+        fields: dict[str, Any] = {}
+        for m in self.metrics:
+            constraints: dict[str, Any] = {}
+            if m.minimum is not None and m.kind != "bool":
+                constraints["ge"] = m.minimum
+            if m.maximum is not None and m.kind != "bool":
+                constraints["le"] = m.maximum
+            # Strict float still takes JSON integers; strict int refuses 3.0 and bool refuses 1.
+            fields[m.name] = (m.python_type() | None, Field(default=None, description=m.description, **constraints))
+        model_name = "".join(part.title() for part in self.name.split("_")) + "Payload"
+        model: type[PayloadBase] = create_model(model_name, __base__=self.payload_base(), **fields)
+        return model
+
+    def payload_base(self) -> type[PayloadBase]:
+        """Base model for the payload; override to add cross-field checks."""
+        return PayloadBase
+
+    def metric(self, name: str) -> Metric:
+        """Metadata of one metric by name."""
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.name} has no metric {name!r}")
+
+    def describe(self) -> dict[str, Any]:
+        """Catalog entry as plain data (for ``gulou devices catalog``)."""
+        return {
+            "type": self.name,
+            "domain": self.domain,
+            "description": self.description,
+            "interval_s": self.default_interval_s,
+            "metrics": [
+                {
+                    "name": m.name,
+                    "unit": m.unit,
+                    "kind": m.kind,
+                    "min": m.minimum,
+                    "max": m.maximum,
+                    "description": m.description,
+                    "fiware": m.fiware,
+                }
+                for m in self.metrics
+            ],
+        }
+
+
+def epoch_ms_to_datetime(value: int) -> datetime:
+    """Convert integer epoch milliseconds to an aware UTC datetime."""
+    from datetime import UTC
+
+    return datetime.fromtimestamp(value / 1000, tz=UTC)

@@ -1,0 +1,1 @@
+"""Device types, one module each; ``gulou.devices.catalog`` lists them explicitly."""

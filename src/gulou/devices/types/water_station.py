@@ -1,0 +1,27 @@
+"""River water-quality buoy or shore station (FIWARE WaterQualityObserved, with custom GB 3838 items)."""
+
+from typing import ClassVar
+
+from gulou.devices.base import DeviceType, Domain, Metric
+
+
+class WaterStation(DeviceType):
+    """An automatic monitoring station on a river section."""
+
+    name: ClassVar[str] = "water_station"
+    domain: ClassVar[Domain] = "water"
+    description: ClassVar[str] = "River water-quality station (pH, DO, CODMn, NH3-N, TP, transparency, ORP)"
+    default_interval_s: ClassVar[int] = 300
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("ph", "pH", "pH value", minimum=0, maximum=14, fiware="pH"),
+        Metric("do", "mg/L", "Dissolved oxygen", minimum=0, maximum=25, fiware="O2"),
+        Metric("codmn", "mg/L", "Permanganate index CODMn", minimum=0, maximum=200),
+        Metric("nh3n", "mg/L", "Ammonia nitrogen NH3-N", minimum=0, maximum=200, fiware="NH3"),
+        Metric("tp", "mg/L", "Total phosphorus", minimum=0, maximum=50),
+        Metric("turbidity", "NTU", "Turbidity", minimum=0, maximum=4000, fiware="turbidity"),
+        Metric("transparency", "cm", "Transparency (Secchi depth)", minimum=0, maximum=500),
+        Metric("orp", "mV", "Oxidation-reduction potential", minimum=-1000, maximum=1000, fiware="orp"),
+        Metric("temperature", "°C", "Water temperature", minimum=-5, maximum=45, fiware="temperature"),
+        Metric("conductivity", "µS/cm", "Electrical conductivity", minimum=0, maximum=100000,
+               fiware="conductivity"),
+    )

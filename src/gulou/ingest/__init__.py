@@ -1,0 +1,1 @@
+"""Ingest: MQTT collectors, sinks (embedded store, InfluxDB), disk spool and accounting."""

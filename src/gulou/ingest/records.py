@@ -1,0 +1,88 @@
+"""Flat, serialisable records that cross the sink boundary (and the disk spool)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gulou.devices.contract import Reading, StatusUpdate
+
+
+@dataclass(frozen=True)
+class Point:
+    """One validated reading, tagged for storage. ``ts_ms`` is epoch milliseconds (UTC)."""
+
+    device_id: str
+    domain: str
+    type: str
+    street: str
+    site: str
+    ts_ms: int
+    values: dict[str, float | int | bool]
+    seq: int | None = None
+    # Domain keys operators filter by: river (water), category (waste bins), lot_type (parking).
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_reading(cls, reading: Reading) -> Point:
+        """Flatten a decoded reading with the registry attributes operators filter by."""
+        d = reading.device
+        tags = {k: v for k, v in (("river", d.site.river), ("category", d.category),
+                                  ("lot_type", d.site.lot_type)) if v}
+        return cls(device_id=d.id, domain=d.domain, type=d.type, street=d.street, site=d.site.id,
+                   ts_ms=int(reading.ts.timestamp() * 1000), values=dict(reading.values), seq=reading.seq,
+                   tags=tags)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dict for the spool."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """One online/offline status message."""
+
+    device_id: str
+    domain: str
+    street: str
+    site: str
+    ts_ms: int
+    online: bool
+    battery: float | None = None
+    rssi: float | None = None
+
+    @classmethod
+    def from_update(cls, update: StatusUpdate) -> StatusEvent:
+        """Flatten a decoded status message."""
+        d = update.device
+        return cls(device_id=d.id, domain=d.domain, street=d.street, site=d.site.id,
+                   ts_ms=int(update.ts.timestamp() * 1000), online=update.online, battery=update.battery,
+                   rssi=update.rssi)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dict for the spool."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected message, kept whole with the reason so nothing is lost."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+    received_ms: int
+    device_id: str | None = None
+    domain: str | None = None
+
+
+@dataclass
+class Batch:
+    """What one write carries to a sink."""
+
+    points: list[Point] = field(default_factory=list)
+    statuses: list[StatusEvent] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.points) + len(self.statuses)

@@ -75,8 +75,7 @@ class DeviceType(ABC):
             # Strict float still takes JSON integers; strict int refuses 3.0 and bool refuses 1.
             fields[m.name] = (m.python_type() | None, Field(default=None, description=m.description, **constraints))
         model_name = "".join(part.title() for part in self.name.split("_")) + "Payload"
-        model: type[PayloadBase] = create_model(model_name, __base__=self.payload_base(), **fields)
-        return model
+        return create_model(model_name, __base__=self.payload_base(), **fields)
 
     def payload_base(self) -> type[PayloadBase]:
         """Base model for the payload; override to add cross-field checks."""

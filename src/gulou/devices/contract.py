@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -189,7 +190,8 @@ def _classify(err: ErrorDetails) -> str:
         return "unknown_field"
     if field == "ts":
         return "missing_ts" if kind == "missing" else "bad_timestamp"
-    if kind == "finite_number":
+    value = err.get("input")
+    if kind == "finite_number" or (isinstance(value, float) and not math.isfinite(value)):
         return "non_finite"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return "out_of_range"

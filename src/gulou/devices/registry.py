@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gulou.devices.base import Domain
 from gulou.devices.catalog import CATALOG
@@ -53,11 +53,23 @@ class Site(BaseModel):
     built: int | None = Field(default=None, ge=1800, le=2030)
     grade: Literal["A", "B", "C", "D"] | None = None
 
+    @field_validator("street")
+    @classmethod
+    def _known_street(cls, value: str) -> str:
+        if value not in STREETS:
+            raise ValueError(f"unknown street {value!r}; Gulou's are: {', '.join(STREETS)}")
+        return value
+
+    @field_validator("lat", "lon")
+    @classmethod
+    def _in_fuzhou(cls, value: float, info: ValidationInfo) -> float:
+        low, high = LAT_RANGE if info.field_name == "lat" else LON_RANGE
+        if not low <= value <= high:
+            raise ValueError(f"{info.field_name} {value} lies outside Fuzhou ({low}–{high})")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Site:
-        if self.street not in STREETS:
-            raise ValueError(f"unknown street {self.street!r}; Gulou's are: {', '.join(STREETS)}")
-        _check_coords(self.lat, self.lon)
         required = {
             "river_section": ("river", "target_class"),
             "parking_lot": ("capacity", "lot_type"),
@@ -80,18 +92,23 @@ class DeviceRow(BaseModel):
     name: str
     lat: float | None = None
     lon: float | None = None
+
+    _in_fuzhou = field_validator("lat", "lon")(Site._in_fuzhou.__func__)  # type: ignore[attr-defined]
     interval_s: int | None = Field(default=None, ge=1, le=86400)
     category: Literal["可回收物", "有害垃圾", "厨余垃圾", "其他垃圾"] | None = None
     point: str | None = None
 
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in CATALOG:
+            raise ValueError(f"unknown device type {value!r}; known: {', '.join(sorted(CATALOG))}")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> DeviceRow:
-        if self.type not in CATALOG:
-            raise ValueError(f"unknown device type {self.type!r}; known: {', '.join(sorted(CATALOG))}")
         if (self.lat is None) != (self.lon is None):
             raise ValueError("give both lat and lon, or neither (the site's are used)")
-        if self.lat is not None and self.lon is not None:
-            _check_coords(self.lat, self.lon)
         if self.type == "smart_bin" and self.category is None:
             raise ValueError("a smart_bin needs its category (可回收物/有害垃圾/厨余垃圾/其他垃圾)")
         return self
@@ -153,14 +170,6 @@ class Registry:
         return [d for d in self.devices.values() if domain is None or d.domain == domain]
 
 
-def _check_coords(lat: float, lon: float) -> None:
-    if not (LAT_RANGE[0] <= lat <= LAT_RANGE[1] and LON_RANGE[0] <= lon <= LON_RANGE[1]):
-        raise ValueError(
-            f"coordinates ({lat}, {lon}) lie outside Fuzhou "
-            f"(lat {LAT_RANGE[0]}–{LAT_RANGE[1]}, lon {LON_RANGE[0]}–{LON_RANGE[1]})"
-        )
-
-
 # libyaml's loader is ~10x faster, which matters for the 100k-device load-test registries.
 _SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -170,8 +179,9 @@ class _LineLoader(_SafeLoader):  # type: ignore[misc]
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
+    mapping: dict[str, Any] = loader.construct_mapping(node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
+    mapping["__lines__"] = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
     return mapping
 
 
@@ -191,7 +201,7 @@ def load_registry(path: Path | str | None = None) -> Registry:
     except OSError as exc:
         raise RegistryError(f"{file}: cannot read registry: {exc.strerror}") from exc
     try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        doc = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         raise RegistryError(f"{file}: not valid YAML: {exc}") from exc
     return parse_registry(doc, str(file))
@@ -203,19 +213,22 @@ def parse_registry(doc: Any, source: str) -> Registry:
         raise RegistryError(f"{source}: expected a mapping with 'sites' and 'devices' lists")
     registry = Registry(source=source)
     for raw in doc.get("sites") or []:
-        line, data = _split_line(raw, source)
-        site = _validate(Site, data, source, line)
+        where, data = _split_line(raw, source)
+        site = _validate(Site, data, source, where)
+        line = where[1].get("id", where[0])
         if site.id in registry.sites:
             raise RegistryError(f"{source}:{line}: duplicate site id {site.id!r}")
         registry.sites[site.id] = site
     for raw in doc["devices"]:
-        line, data = _split_line(raw, source)
-        row = _validate(DeviceRow, data, source, line)
+        where, data = _split_line(raw, source)
+        row = _validate(DeviceRow, data, source, where)
         if row.id in registry.devices:
-            raise RegistryError(f"{source}:{line}: duplicate device id {row.id!r}")
-        site = registry.sites.get(row.site)
-        if site is None:
+            raise RegistryError(f"{source}:{where[1].get('id', where[0])}: duplicate device id {row.id!r}")
+        found = registry.sites.get(row.site)
+        if found is None:
+            line = where[1].get("site", where[0])
             raise RegistryError(f"{source}:{line}: device {row.id!r}: unknown site {row.site!r}")
+        site = found
         dtype = CATALOG[row.type]
         registry.devices[row.id] = Device(
             id=row.id, type=row.type, domain=dtype.domain, name=row.name, street=site.street, site=site,
@@ -226,24 +239,29 @@ def parse_registry(doc: Any, source: str) -> Registry:
     return registry
 
 
-def _split_line(raw: Any, source: str) -> tuple[int, dict[str, Any]]:
+def _split_line(raw: Any, source: str) -> tuple[tuple[int, dict[str, int]], dict[str, Any]]:
     if not isinstance(raw, dict):
         raise RegistryError(f"{source}: every site and device must be a mapping, got {raw!r}")
     data = dict(raw)
     line = int(data.pop("__line__", 0))
-    return line, data
+    return (line, data.pop("__lines__", {})), data
 
 
-def _validate(model: type[M], data: dict[str, Any], source: str, line: int) -> M:
+def _validate(model: type[M], data: dict[str, Any], source: str, where: tuple[int, dict[str, int]]) -> M:
+    line, field_lines = where
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         ident = data.get("id", "?")
+        first = exc.errors()[0]["loc"]
+        # Point at the offending key's own line where the error names one.
+        line = field_lines.get(str(first[0]), line) if first else line
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or model.__name__.lower()}: {err['msg']}"
             for err in exc.errors()
         )
-        raise RegistryError(f"{source}:{line}: {model.__name__.lower()} {ident!r}: {problems}") from None
+        label = "site" if model is Site else "device"
+        raise RegistryError(f"{source}:{line}: {label} {ident!r}: {problems}") from None
 
 
 def dump_registry(sites: list[dict[str, Any]], devices: list[dict[str, Any]]) -> str:

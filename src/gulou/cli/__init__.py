@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from gulou import __version__
+from gulou.cli.bench import bench
 from gulou.cli.dashboards import dashboards
 from gulou.cli.devices import devices
-from gulou.cli.rules import rules
+from gulou.cli.ingest import deadletters, ingest, query, stats
+from gulou.cli.rules import alerts, rules
 from gulou.cli.simulate import simulate
 from gulou.cli.standards import standards
 
@@ -22,7 +24,10 @@ cli.add_command(devices)
 cli.add_command(simulate)
 cli.add_command(standards)
 cli.add_command(rules)
+cli.add_command(alerts)
 cli.add_command(dashboards)
+for command in (ingest, stats, query, deadletters, bench):
+    cli.add_command(command)
 
 
 def main() -> None:

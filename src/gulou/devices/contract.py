@@ -40,6 +40,8 @@ REASONS: dict[str, str] = {
     "inconsistent": "values contradict each other (e.g. correct > inspected)",
     "no_metrics": "payload carries no metric",
 }
+# Not a contract violation: the time-series store refused a validated batch as invalid (HTTP 400/413/422).
+SINK_REJECTED = "sink_rejected"
 Reason = Literal[
     "bad_topic", "unknown_domain", "unknown_device", "domain_mismatch", "malformed_json", "not_object",
     "missing_ts", "bad_timestamp", "future_timestamp", "unknown_field", "wrong_type", "non_finite",

@@ -1,0 +1,47 @@
+"""``gulou bench``: benchmark commands that print figures (never timed tests)."""
+
+from __future__ import annotations
+
+import click
+
+from gulou.bench.ingest_bench import BenchConfig, as_dict, run_bench
+from gulou.cli.common import echo_json, json_option, load_settings
+
+
+@click.group()
+def bench() -> None:
+    """Measure throughput, latency, loss and memory."""
+
+
+@bench.command("ingest")
+@click.option("--messages", type=click.IntRange(1000), default=200_000, show_default=True)
+@click.option("--devices", type=click.IntRange(6), default=1000, show_default=True)
+@click.option("--qos", type=click.Choice(["0", "1"]), default="1", show_default=True)
+@click.option("--sink", type=click.Choice(["embedded", "influx"]), default="embedded", show_default=True)
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Collector processes in one shared-subscription group.")
+@click.option("--batch-size", type=click.IntRange(1, 20000), default=1000, show_default=True)
+@json_option
+def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int, batch_size: int,
+                 as_json: bool) -> None:
+    """Publish flat out through Mosquitto; report msgs/s end to end, latency, loss, RSS vs the raw broker."""
+    influx: dict[str, str] = {}
+    if sink == "influx":
+        settings = load_settings()
+        if not settings.influx_url:
+            raise click.UsageError("--sink influx needs GULOU_INFLUX_URL, _ORG, _BUCKET (and _TOKEN)")
+        influx = {k: str(v) for k, v in {
+            "influx_url": settings.influx_url, "influx_org": settings.influx_org,
+            "influx_bucket": settings.influx_bucket, "influx_token": settings.influx_secret()}.items() if v}
+    config = BenchConfig(messages=messages, devices=devices, qos=int(qos), sink=sink, workers=workers,
+                         batch_size=batch_size, influx=influx)
+    try:
+        result = run_bench(config, progress=lambda line: click.echo(line, err=True))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    data = as_dict(result)
+    if as_json:
+        echo_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key:<28} {value}")

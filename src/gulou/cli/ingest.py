@@ -1,0 +1,192 @@
+"""``gulou ingest``, ``stats``, ``query``, ``deadletters``: the collector and what it stored."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gulou.cli.common import (
+    broker_option,
+    echo_json,
+    json_option,
+    load_settings,
+    open_registry,
+    registry_option,
+    setup_logging,
+)
+from gulou.devices.base import DOMAINS
+from gulou.ingest.service import IngestOptions, build_collector, default_client_id, open_store
+
+log = logging.getLogger(__name__)
+store_option = click.option("--store", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                            help="Embedded store file (env GULOU_STORE; default gulou-data/gulou.db).")
+
+
+@click.command()
+@broker_option
+@store_option
+@registry_option
+@click.option("--client-id", default=None, help="Stable MQTT client id (default: gulou-ingest-<host>).")
+@click.option("--share-group", default=None, help="Shared-subscription group (env GULOU_SHARE_GROUP; default gulou).")
+@click.option("--no-share", is_flag=True, help="Subscribe without a shared-subscription group.")
+@click.option("--mqtt", "mqtt_version", type=click.Choice(["5", "3.1.1"]), default="5", show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Collector processes in one shared-subscription group.")
+@click.option("--batch-size", type=click.IntRange(1, 20000), default=1000, show_default=True)
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (env GULOU_LOG_LEVEL).")
+def ingest(broker: str | None, store: Path | None, registry: Path | None, client_id: str | None,
+           share_group: str | None, no_share: bool, mqtt_version: str, workers: int, batch_size: int,
+           log_level: str | None) -> None:
+    """Collect telemetry and status over MQTT into the store; runs until SIGTERM/SIGINT."""
+    settings = load_settings(broker=broker, store=store, registry=registry, share_group=share_group,
+                             log_level=log_level)
+    setup_logging(settings.log_level)
+    address = settings.broker_address()
+    if address is None:
+        raise click.UsageError("no broker: give --broker mqtt://HOST:PORT (or GULOU_BROKER); "
+                               "`gulou run` starts an embedded broker instead")
+    base_id = client_id or default_client_id(settings.client_id)
+    if workers > 1:
+        if no_share:
+            raise click.UsageError("--workers needs a shared subscription (drop --no-share)")
+        _run_workers(workers, base_id)
+        return
+    reg = open_registry(settings)
+    options = IngestOptions(client_id=base_id, share_group=None if no_share else settings.share_group,
+                            mqtt5=mqtt_version == "5", batch_size=batch_size)
+    try:
+        collector = build_collector(settings, reg, address, options)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    collector.start()
+    if not collector.link.wait_connected(15):
+        log.warning("not connected to %s yet; still retrying", settings.broker)
+    while not stop.wait(1.0):
+        if not collector.alive:
+            collector.link.stop()
+            raise click.ClickException(f"collector failed: {collector.fatal}")
+    log.info("stopping: storing and acknowledging what was received")
+    collector.stop()
+    t = collector.totals
+    log.info("stopped: received %s, stored %s, spooled %s, rejected %s", t.received, t.stored, t.spooled,
+             t.rejected)
+
+
+def _run_workers(workers: int, base_id: str) -> None:
+    """Run N collector processes (same options, distinct client ids) and forward signals to them."""
+    args = [a for a in sys.argv[1:] if not a.startswith("--workers")]
+    if "--workers" in sys.argv:  # "--workers N" as two words
+        i = sys.argv.index("--workers")
+        args = sys.argv[1:i] + sys.argv[i + 2:]
+    args = [a for a in args if a not in ("--client-id",)]
+    procs = [subprocess.Popen([sys.executable, "-m", "gulou", *args, "--client-id", f"{base_id}-{n}"])
+             for n in range(workers)]
+    log.info("started %s collector processes", workers)
+
+    def forward(sig: int, _frame: Any) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise click.ClickException(f"collector processes exited with {codes}")
+
+
+@click.command()
+@store_option
+@json_option
+def stats(store: Path | None, as_json: bool) -> None:
+    """Totals received/stored/rejected/spooled, per domain, reason and device, plus collector health."""
+    settings = load_settings(store=store)
+    data = open_store(settings).stats()
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"received {data['received']}  stored {data['stored']}  rejected {data['rejected']}  "
+               f"spooled {data['spooled']}")
+    for domain, row in sorted(data["by_domain"].items()):
+        click.echo(f"  {domain:<10} received {row['received']:>9}  stored {row['stored']:>9}  "
+                   f"rejected {row['rejected']:>7}")
+    for reason, n in sorted(data["by_reason"].items(), key=lambda kv: -kv[1]):
+        click.echo(f"  rejected {reason:<18} {n}")
+    for cid, health in sorted(data.get("collectors", {}).items()):
+        click.echo(f"  collector {cid}: {health}")
+
+
+def _parse_time(value: str | None) -> int | None:
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].lstrip("-").isdigit():
+        return int((datetime.now(UTC) - timedelta(seconds=abs(int(value[:-1])) * units[value[-1]])).timestamp() * 1000)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use RFC 3339 (2026-11-26T08:00:00+08:00) or an age like 2h") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no UTC offset")
+    return int(parsed.timestamp() * 1000)
+
+
+@click.command()
+@store_option
+@click.option("--domain", type=click.Choice(DOMAINS), required=True)
+@click.option("--device", default=None, help="Only this device id.")
+@click.option("--since", default=None, help="RFC 3339 time or an age such as 2h, 7d.")
+@click.option("--until", default=None, help="RFC 3339 time or an age.")
+@click.option("--limit", type=int, default=None)
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+def query(store: Path | None, domain: str, device: str | None, since: str | None, until: str | None,
+          limit: int | None, as_json: bool, as_csv: bool) -> None:
+    """Read stored readings back from the embedded store."""
+    settings = load_settings(store=store)
+    rows = open_store(settings).query_readings(domain, device, _parse_time(since), _parse_time(until), limit)
+    if as_json:
+        echo_json(rows)
+        return
+    fields: list[str] = []
+    for row in rows:
+        fields.extend(k for k in row if k not in fields)
+    if as_csv:
+        out = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        out.writeheader()
+        out.writerows(rows)
+        return
+    for row in rows:
+        click.echo(" ".join(f"{k}={v}" for k, v in row.items() if v is not None))
+    click.echo(f"{len(rows)} readings", err=True)
+
+
+@click.command()
+@store_option
+@click.option("--reason", default=None, help="Only this rejection reason.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@json_option
+def deadletters(store: Path | None, reason: str | None, limit: int, as_json: bool) -> None:
+    """List rejected messages with the reason, topic and raw payload."""
+    settings = load_settings(store=store)
+    rows = open_store(settings).deadletters(limit=limit, reason=reason)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['received_at']} {row['reason']:<16} {row['topic']}  {row['detail']}")
+        click.echo(f"    {row['payload'][:200]}")
+    click.echo(f"{len(rows)} dead letters", err=True)
+

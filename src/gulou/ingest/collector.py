@@ -1,0 +1,288 @@
+"""The collector: MQTT → validate → store (or spool) → acknowledge, with every outcome counted."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gulou.devices.contract import (
+    SINK_REJECTED,
+    STATUS_FILTER,
+    TELEMETRY_FILTER,
+    Decoder,
+    Reading,
+    Rejection,
+    StatusUpdate,
+)
+from gulou.devices.registry import Registry
+from gulou.ingest.influx import SinkRejected, point_line, status_line
+from gulou.ingest.mqtt_link import Incoming, LinkConfig, MqttLink
+from gulou.ingest.records import Batch, DeadLetter, Point, StatusEvent
+from gulou.ingest.spool import DurableWriter, SpoolFull
+from gulou.ingest.store import CountRow, EmbeddedStore
+from gulou.settings import BrokerAddress
+
+log = logging.getLogger(__name__)
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class CollectorConfig:
+    """Batching and health settings of one collector process."""
+
+    batch_size: int = 1000
+    batch_wait_s: float = 0.05
+    health_interval_s: float = 5.0
+    max_future: timedelta = timedelta(minutes=5)
+
+
+@dataclass
+class Totals:
+    """In-memory counters of this collector since start (the store keeps the durable ones)."""
+
+    received: int = 0
+    stored: int = 0
+    spooled: int = 0
+    rejected: int = 0
+    batches: int = 0
+    by_domain: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+
+
+class Collector:
+    """One collector: an MQTT link feeding a writer thread through a bounded queue."""
+
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        link: LinkConfig,
+        registry: Registry,
+        store: EmbeddedStore,
+        writer: DurableWriter | None = None,
+        config: CollectorConfig | None = None,
+        on_stored: Callable[[list[Reading | StatusUpdate]], None] | None = None,
+    ) -> None:
+        self.config = config or CollectorConfig()
+        self.store = store
+        # With no writer, readings go to the embedded store in the same transaction as their accounting.
+        self.writer = writer
+        if writer is not None:
+            writer.on_replayed = self._replayed
+            writer.on_rejected = self._rejected_on_replay
+        self.decoder = Decoder(registry, self.config.max_future)
+        self.on_stored = on_stored
+        self.totals = Totals()
+        self.collector_id = link.client_id
+        # The broker never has more than receive_maximum unacked messages out to us, so this never fills;
+        # the bound is a guard, not the back-pressure mechanism.
+        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=link.receive_maximum * 2 + 100)
+        self.link = MqttLink(broker, link, self._queue.put)
+        self._stop = threading.Event()
+        self._writer_thread: threading.Thread | None = None
+        self._started = time.monotonic()
+        self._rate_window: tuple[float, int] = (time.monotonic(), 0)
+        self.fatal: BaseException | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the network and writer threads."""
+        self._writer_thread = threading.Thread(target=self._write_loop, name=f"writer-{self.collector_id}",
+                                               daemon=True)
+        self._writer_thread.start()
+        self.link.start()
+
+    def stop(self) -> None:
+        """Stop receiving, store and acknowledge what was received, then disconnect."""
+        self.link.stop()
+        self._stop.set()
+        if self._writer_thread is not None:
+            self._writer_thread.join(timeout=30)
+        self._write_health()
+
+    @property
+    def alive(self) -> bool:
+        """False once the writer thread died of an infrastructure error (see ``fatal``)."""
+        return self.fatal is None and (self._writer_thread is None or self._writer_thread.is_alive())
+
+    # -- the writer thread --------------------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        next_health = time.monotonic()
+        pending: list[Incoming] = []
+        try:
+            while True:
+                if not pending:
+                    pending = self._take_batch()
+                if pending:
+                    if self._process(pending):
+                        pending = []
+                    else:
+                        # Spool full: hold these (unacked) and retry; the broker holds the rest.
+                        time.sleep(0.5)
+                if self.writer is not None and self.writer.pending:
+                    self.writer.replay(max_batches=20)
+                if time.monotonic() >= next_health:
+                    self._write_health()
+                    next_health = time.monotonic() + self.config.health_interval_s
+                if self._stop.is_set() and self._queue.empty() and not pending:
+                    break
+        except BaseException as exc:  # infrastructure failure: surface loudly, never ack what is not stored
+            self.fatal = exc
+            log.exception("collector %s writer stopped: %s", self.collector_id, exc)
+            raise
+
+    def _take_batch(self) -> list[Incoming]:
+        batch: list[Incoming] = []
+        try:
+            batch.append(self._queue.get(timeout=0.2))
+        except queue.Empty:
+            return batch
+        deadline = time.monotonic() + self.config.batch_wait_s
+        while len(batch) < self.config.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _process(self, messages: list[Incoming]) -> bool:
+        """Validate, store and acknowledge one batch. False when it could not be stored yet (spool full)."""
+        now = datetime.now(UTC)
+        batch = Batch()
+        dead: list[DeadLetter] = []
+        counts: Counter[tuple[int, str, str, str, str]] = Counter()
+        decoded: list[Reading | StatusUpdate] = []
+        valid: list[Incoming] = []
+        by_domain: Counter[str] = Counter()
+        for m in messages:
+            result = self.decoder.decode(m.topic, m.payload, now)
+            recv_ms = int(m.received * 1000)
+            if isinstance(result, Rejection):
+                hour = recv_ms - recv_ms % HOUR_MS
+                device, domain = result.device_id or "", result.domain or ""
+                counts[(hour, device, domain, "received", "")] += 1
+                counts[(hour, device, domain, "rejected", result.reason)] += 1
+                dead.append(DeadLetter(m.topic, m.payload, result.reason, result.detail, recv_ms,
+                                       result.device_id, result.domain))
+                self.totals.by_reason[result.reason] += 1
+                continue
+            decoded.append(result)
+            valid.append(m)
+            ts_ms = int(result.ts.timestamp() * 1000)
+            # Valid messages are counted in the hour they were observed: that is what completeness measures.
+            hour = ts_ms - ts_ms % HOUR_MS
+            dev = result.device
+            counts[(hour, dev.id, dev.domain, "received", "")] += 1
+            by_domain[dev.domain] += 1
+            if isinstance(result, Reading):
+                batch.points.append(Point.from_reading(result))
+            else:
+                batch.statuses.append(StatusEvent.from_update(result))
+        outcome = "stored"
+        if self.writer is None:
+            self._count(counts, batch, "stored")
+            self.store.record(batch, dead, _rows(counts))
+        else:
+            try:
+                outcome = self.writer.write(batch) if len(batch) else "stored"
+            except SpoolFull:
+                log.error("spool full (%s bytes): not acknowledging; the broker keeps the messages",
+                          self.writer.spool.bytes_used)
+                return False
+            except SinkRejected as exc:
+                # The store refuses this data as invalid; retrying cannot help, so keep it as dead letters.
+                log.error("sink refused a batch of %s as invalid: %s", len(batch), exc)
+                for m, item in zip(valid, decoded, strict=True):
+                    recv_ms, dev = int(m.received * 1000), item.device
+                    dead.append(DeadLetter(m.topic, m.payload, SINK_REJECTED, str(exc), recv_ms, dev.id, dev.domain))
+                    counts[(recv_ms - recv_ms % HOUR_MS, dev.id, dev.domain, "rejected", SINK_REJECTED)] += 1
+                batch = Batch()
+                outcome = "rejected"
+            self._count(counts, batch, outcome)
+            self.store.record(None, dead, _rows(counts))
+        self.link.ack(messages)
+        t = self.totals
+        t.received += len(messages)
+        t.rejected += len(dead)
+        t.batches += 1
+        t.by_domain.update(by_domain)
+        if outcome == "stored":
+            t.stored += len(batch)
+        elif outcome == "spooled":
+            t.spooled += len(batch)
+        if self.on_stored is not None and decoded:
+            self.on_stored(decoded)
+        return True
+
+    @staticmethod
+    def _count(counts: Counter[tuple[int, str, str, str, str]], batch: Batch, outcome: str) -> None:
+        for p in batch.points:
+            counts[(p.ts_ms - p.ts_ms % HOUR_MS, p.device_id, p.domain, outcome, "")] += 1
+        for s in batch.statuses:
+            counts[(s.ts_ms - s.ts_ms % HOUR_MS, s.device_id, s.domain, outcome, "")] += 1
+
+    def _replayed(self, batch: Batch) -> None:
+        """A spooled batch reached the sink: count it stored (and replayed) in its hours."""
+        counts: Counter[tuple[int, str, str, str, str]] = Counter()
+        self._count(counts, batch, "stored")
+        self._count(counts, batch, "replayed")
+        self.store.add_counts(_rows(counts))
+        self.totals.stored += len(batch)
+
+    def _rejected_on_replay(self, batch: Batch, exc: SinkRejected) -> None:
+        """A spooled batch the sink refuses as invalid: keep every record as a dead letter, never drop it."""
+        now_ms = int(time.time() * 1000)
+        dead = [DeadLetter(f"gulou/{p.domain}/{p.device_id}/telemetry", point_line(p).encode(), SINK_REJECTED,
+                           str(exc), now_ms, p.device_id, p.domain) for p in batch.points]
+        dead += [DeadLetter(f"gulou/{s.domain}/{s.device_id}/status", status_line(s).encode(), SINK_REJECTED,
+                            str(exc), now_ms, s.device_id, s.domain) for s in batch.statuses]
+        counts: Counter[tuple[int, str, str, str, str]] = Counter()
+        self._count(counts, batch, "replayed")
+        for d in dead:
+            counts[(now_ms - now_ms % HOUR_MS, d.device_id or "", d.domain or "", "rejected", SINK_REJECTED)] += 1
+        self.store.add_deadletters(dead, _rows(counts))
+
+    # -- health ------------------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Figures operators watch: rates, spool depth, reconnects, stall state."""
+        now = time.monotonic()
+        since, seen = self._rate_window
+        rate = (self.totals.received - seen) / max(now - since, 1e-6)
+        self._rate_window = (now, self.totals.received)
+        spool: dict[str, Any] = {}
+        if self.writer is not None:
+            s = self.writer.spool
+            spool = {"depth": s.depth, "points": s.points, "bytes": s.bytes_used, "max_bytes": s.max_bytes,
+                     "fill_ratio": round(s.fill_ratio, 4)}
+        last = self.link.last_message_at
+        return {
+            "collector": self.collector_id, "connected": self.link.connected, "stalled": self.link.stalled,
+            "reconnects": self.link.reconnects, "received": self.totals.received, "stored": self.totals.stored,
+            "spooled": self.totals.spooled, "rejected": self.totals.rejected, "msgs_per_s": round(rate, 1),
+            "seconds_since_message": None if last is None else round(now - last, 1),
+            "uptime_s": round(now - self._started, 1), "spool": spool, "updated_at": datetime.now(UTC).isoformat(),
+        }
+
+    def _write_health(self) -> None:
+        health = self.health()
+        self.store.set_health(self.collector_id, health)
+        if self.writer is not None:
+            self.writer.write_health(health)
+
+
+def _rows(counts: Counter[tuple[int, str, str, str, str]]) -> list[CountRow]:
+    return [CountRow(hour, dev, dom, outcome, reason, n)  # type: ignore[arg-type]
+            for (hour, dev, dom, outcome, reason), n in counts.items() if n]
+
+
+def default_link(client_id: str, share_group: str | None, mqtt5: bool = True, **extra: Any) -> LinkConfig:
+    """Link settings for the contract's telemetry and status topics."""
+    return LinkConfig(client_id=client_id, topics=(TELEMETRY_FILTER, STATUS_FILTER), share_group=share_group,
+                      mqtt5=mqtt5, **extra)

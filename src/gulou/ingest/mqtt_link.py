@@ -1,0 +1,210 @@
+"""The collector's MQTT connection: QoS 1 with manual acks, persistent session, jittered reconnects, stall probe."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gulou.settings import BrokerAddress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """How the collector connects and subscribes."""
+
+    client_id: str
+    topics: tuple[str, ...]
+    share_group: str | None = "gulou"
+    mqtt5: bool = True
+    # Upper bound on unacknowledged QoS 1 messages the broker may push to us (MQTT 5 Receive Maximum):
+    # once reached the broker holds further messages, so back-pressure lands there, not in our memory.
+    receive_maximum: int = 2000
+    session_expiry_s: int = 7 * 24 * 3600
+    keepalive_s: int = 30
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+    # A probe message goes around through the broker every probe_interval_s; no echo within stall_after_s
+    # while connected means the subscription is stalled (connected but deaf), and we reconnect.
+    probe_interval_s: float = 5.0
+    stall_after_s: float = 20.0
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One received message, still unacknowledged."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received: float
+
+
+class MqttLink:
+    """Keeps one paho client connected on its own thread and hands messages to a callback."""
+
+    def __init__(self, broker: BrokerAddress, config: LinkConfig, on_message: Callable[[Incoming], None]) -> None:
+        self.broker = broker
+        self.config = config
+        self._on_message = on_message
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.reconnects = 0
+        self.connects = 0
+        self.stalled = False
+        self.last_message_at: float | None = None
+        self._last_probe_echo = time.monotonic()
+        self._probe_topic = f"gulou/_probe/{config.client_id}"
+        self._client = self._make_client()
+
+    # -- public ---------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the network thread (connects, reconnects with jittered backoff)."""
+        self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.config.client_id}", daemon=True)
+        self._thread.start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until subscribed (True) or the timeout passes (False)."""
+        return self._connected.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the link is connected and subscribed."""
+        return self._connected.is_set()
+
+    def ack(self, messages: list[Incoming]) -> None:
+        """Acknowledge messages to the broker (call only once they are durably stored)."""
+        for m in messages:
+            if m.qos > 0:
+                self._client.ack(m.mid, m.qos)
+
+    def stop(self) -> None:
+        """Disconnect cleanly; the persistent session keeps queueing at the broker."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        # Already disconnected is fine when stopping.
+        with contextlib.suppress(Exception):
+            self._client.disconnect()
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        c = self.config
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=c.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if c.mqtt5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if c.mqtt5 else False, reconnect_on_failure=False, manual_ack=True,
+        )
+        if c.username:
+            client.username_pw_set(c.username, c.password)
+        if self.broker.tls:
+            client.tls_set(ca_certs=c.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client.max_inflight_messages_set(c.receive_maximum)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        return client
+
+    def _filters(self) -> list[str]:
+        c = self.config
+        return [f"$share/{c.share_group}/{t}" if c.share_group else t for t in c.topics]
+
+    def _handle_connect(self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode,
+                        _p: Properties | None = None) -> None:
+        if rc.is_failure:
+            log.error("broker refused the connection: %s", rc)
+            return
+        subs = [(f, 1) for f in self._filters()] + [(self._probe_topic, 0)]
+        client.subscribe(subs)
+        self._last_probe_echo = time.monotonic()
+        self.stalled = False
+        self._connected.set()
+        log.info("connected to %s:%s as %s, subscribed to %s", self.broker.host, self.broker.port,
+                 self.config.client_id, ", ".join(self._filters()))
+
+    def _handle_disconnect(self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode,
+                           _p: Properties | None = None) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from broker: %s", rc)
+
+    def _handle_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        now = time.monotonic()
+        if msg.topic == self._probe_topic:
+            self._last_probe_echo = now
+            if msg.qos > 0:
+                client.ack(msg.mid, msg.qos)
+            return
+        self.last_message_at = now
+        self._on_message(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
+
+    def _connect(self) -> None:
+        c = self.config
+        if c.mqtt5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = c.session_expiry_s
+            props.ReceiveMaximum = c.receive_maximum
+            self._client.connect(self.broker.host, self.broker.port, c.keepalive_s, clean_start=False,
+                                 properties=props)
+        else:
+            self._client.connect(self.broker.host, self.broker.port, c.keepalive_s)
+
+    def _run(self) -> None:
+        delay = self.config.backoff_min_s
+        first = True
+        next_probe = 0.0
+        while not self._stop.is_set():
+            try:
+                if first:
+                    self._connect()
+                else:
+                    log.warning("reconnecting to %s:%s", self.broker.host, self.broker.port)
+                    self._client.reconnect()
+                    self.reconnects += 1
+                self.connects += 1
+                first = False
+                delay = self.config.backoff_min_s
+                while not self._stop.is_set():
+                    rc = self._client.loop(timeout=0.05)
+                    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        raise ConnectionError(mqtt.error_string(rc))
+                    now = time.monotonic()
+                    if self._connected.is_set() and now >= next_probe:
+                        self._client.publish(self._probe_topic, b"probe", qos=0)
+                        next_probe = now + self.config.probe_interval_s
+                    if self._connected.is_set() and now - self._last_probe_echo > self.config.stall_after_s:
+                        self.stalled = True
+                        log.error("subscription stalled: no probe echo for %.0f s while connected; reconnecting",
+                                  now - self._last_probe_echo)
+                        self._client.disconnect()
+                        raise ConnectionError("stalled subscription")
+            except (OSError, ConnectionError, mqtt.WebsocketConnectionError) as exc:
+                self._connected.clear()
+                if self._stop.is_set():
+                    break
+                # Full jitter: many collectors restarting together must not reconnect in lockstep.
+                sleep = random.uniform(0, delay)
+                log.warning("broker connection lost (%s); retrying in %.1f s", exc, sleep)
+                self._stop.wait(sleep)
+                delay = min(self.config.backoff_max_s, delay * 2)
+                if first:
+                    continue

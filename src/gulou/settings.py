@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     influx_token: SecretStr | None = None
     influx_token_file: Path | None = None
 
+    grafana_url: str | None = None
+    grafana_token: SecretStr | None = None
+
+    # Alert delivery (gulou.rules.notify): each channel is on when its URL is set.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    dingtalk_webhook: SecretStr | None = None
+    dingtalk_secret: SecretStr | None = None
+    wecom_webhook: SecretStr | None = None
+
     max_future_s: float = 300.0
     log_level: str = "INFO"
 

@@ -1,0 +1,191 @@
+"""Air and water dashboards: pollutants against GB 3095, river sections against GB 3838 and black-odour bands."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import statetimeline, timeseries
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+
+from gulou.dashboards.common import (
+    InfluxQL,
+    base_dashboard,
+    dashed_thresholds,
+    datasource_ref,
+    grid,
+    limit_series,
+    series,
+    single,
+    steps,
+    tag_variable,
+    transformation,
+)
+from gulou.dashboards.limits import (
+    AIR_LIMITS,
+    AIR_NAMES,
+    AIR_UNITS,
+    BLACK_ODOUR,
+    GOOD_DAY_TARGET,
+    PM25_AQI_BREAKPOINTS,
+    WATER_LIMITS,
+    WATER_NAMES,
+    black_odour_mappings,
+    water_class_mappings,
+)
+
+AIR_UID = "gulou-air"
+WATER_UID = "gulou-water"
+AIR_FILTER = "\"street\" =~ /^$street$/ AND \"device\" =~ /^$device$/"
+WATER_FILTER = "\"site\" =~ /^$section$/"
+TZ = "tz('Asia/Shanghai')"
+
+
+def _limit_lines(panel: timeseries.Panel, limits: list[tuple[float, str]]) -> timeseries.Panel:
+    """Dashed threshold lines at the limits, red from the lowest one."""
+    lowest = min(v for v, _ in limits)
+    return dashed_thresholds(panel, steps("green", (lowest, "red")))
+
+
+def air_hourly(metric: str, x: int, y: int) -> timeseries.Panel:
+    """Hourly means of one pollutant per station with its limits drawn and labelled."""
+    targets = [InfluxQL(f'SELECT mean("{metric}") FROM "air" WHERE $timeFilter AND {AIR_FILTER} '
+                        'GROUP BY time(1h), "device" fill(none)', "A", alias="$tag_device")]
+    for index, (value, label) in enumerate(AIR_LIMITS[metric]):
+        targets.append(InfluxQL(limit_series(metric, "air", value, label), chr(ord("B") + index)))
+    panel = series(f"{AIR_NAMES[metric]} 小时均值 hourly mean", *targets, unit=AIR_UNITS[metric],
+                   description="Hourly mean per station; dashed lines are the GB 3095 class II limits, named in "
+                               "the legend (24 h limits for particles, 1 h limits for gases).")
+    panel = _limit_lines(panel, AIR_LIMITS[metric]).grid_pos(grid(x, y, 12, 8))
+    for _value, label in AIR_LIMITS[metric]:
+        panel = panel.override_by_name(label, [
+            model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
+            model.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+            model.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "red"}),
+        ])
+    return panel
+
+
+def air_daily() -> timeseries.Panel:
+    """Calendar-day (Beijing time) PM2.5 and PM10 means per station against both standards' 24 h limits."""
+    targets = [
+        InfluxQL(f'SELECT mean("pm25") FROM "air" WHERE $timeFilter AND {AIR_FILTER} '
+                 f'GROUP BY time(1d), "device" fill(none) {TZ}', "A", alias="PM2.5 $tag_device"),
+        InfluxQL(f'SELECT mean("pm10") FROM "air" WHERE $timeFilter AND {AIR_FILTER} '
+                 f'GROUP BY time(1d), "device" fill(none) {TZ}', "B", alias="PM10 $tag_device"),
+    ]
+    panel = series("24 小时均值 24 h means", *targets, unit="conµgm3",
+                   description="Daily means (00:00–24:00 Beijing time). Thresholds: PM2.5 60 (GB 3095-2026) "
+                               "and 75 (GB 3095-2012); PM10 120 / 150.")
+    panel = panel.draw_style(common.GraphDrawStyle.BARS).fill_opacity(60).time_from("now-30d")
+    return dashed_thresholds(panel, steps("green", (60, "orange"), (75, "red"))).grid_pos(grid(0, 24, 12, 8))
+
+
+def good_day_ratio() -> dash.Panel:
+    """Year-to-date share of days whose PM2.5 daily mean keeps the IAQI ≤ 100, against the plan target."""
+    daily = f'SELECT mean("pm25") AS "d" FROM "air" WHERE $timeFilter GROUP BY time(1d) {TZ}'
+    good = InfluxQL(f'SELECT count("d") AS "good_days" FROM ({daily}) WHERE "d" <= {PM25_AQI_BREAKPOINTS[1]}',
+                    "A", table=True)
+    valid = InfluxQL(f'SELECT count("d") AS "valid_days" FROM ({daily})', "B", table=True)
+    panel = (
+        single("优良天数比例 Good-day ratio (year to date, PM2.5)", good, valid, unit="percentunit",
+               description=f"Days this year whose district PM2.5 daily mean is ≤ {PM25_AQI_BREAKPOINTS[1]} µg/m³ "
+                           "(PM2.5 IAQI ≤ 100, HJ 633-2026) over days with data. Approximates 优良天数比例, "
+                           "which uses the full AQI. Green at or above the plan target "
+                           f"{GOOD_DAY_TARGET:.0%}.")
+        .time_from("now/y")
+        .with_transformation(transformation("merge"))
+        .with_transformation(transformation(
+            "calculateField", mode="binary", alias="ratio", replaceFields=True,
+            binary={"left": {"matcher": {"id": "byName", "options": "good_days"}}, "operator": "/",
+                    "right": {"matcher": {"id": "byName", "options": "valid_days"}}}))
+        .thresholds(steps("red", (GOOD_DAY_TARGET - 0.05, "orange"), (GOOD_DAY_TARGET, "green")))
+        .min(0).max(1)
+        .grid_pos(grid(12, 24, 12, 8))
+    )
+    return cast(dash.Panel, panel)
+
+
+def build_air() -> dash.Dashboard:
+    """The air dashboard."""
+    board = base_dashboard(AIR_UID, "鼓楼智脑 空气 Air quality",
+                           "Hourly pollutants per station against GB 3095, daily means and the good-day ratio.")
+    board = board.with_variable(tag_variable("street", "街道 Street", "air", "street"))
+    board = board.with_variable(tag_variable("device", "站点 Station", "air", "device", "\"street\" =~ /^$street$/"))
+    for index, metric in enumerate(AIR_LIMITS):
+        board = board.with_panel(air_hourly(metric, (index % 2) * 12, (index // 2) * 8))
+    return board.with_panel(air_daily()).with_panel(good_day_ratio())
+
+
+def water_indicator(metric: str, x: int, y: int) -> timeseries.Panel:
+    """One indicator per river section, with the GB 3838 class III/IV/V limits drawn and labelled."""
+    targets = [InfluxQL(f'SELECT mean("{metric}") FROM "water" WHERE $timeFilter AND {WATER_FILTER} '
+                        'GROUP BY time($__interval), "site" fill(none)', "A", alias="$tag_site")]
+    if metric in WATER_LIMITS:
+        limits = WATER_LIMITS[metric]
+        for offset, klass in enumerate(("III", "IV", "V")):
+            value = limits[2 + offset]
+            targets.append(InfluxQL(limit_series(metric, "water", value, f"GB 3838 {klass} 类 {value}", WATER_FILTER),
+                                    chr(ord("B") + offset)))
+        # Red beyond the class IV limit, the usual inner-river target.
+        thresholds = steps("red", (limits[3], "green")) if metric == "do" else steps("green", (limits[3], "red"))
+    else:
+        light, severe, _ = BLACK_ODOUR[metric]
+        targets.append(InfluxQL(limit_series(metric, "water", light, f"轻度黑臭 light < {light} cm", WATER_FILTER),
+                                "B"))
+        targets.append(InfluxQL(limit_series(metric, "water", severe, f"重度黑臭 severe < {severe} cm", WATER_FILTER),
+                                "C"))
+        thresholds = steps("red", (severe, "orange"), (light, "green"))
+    unit = "lengthcm" if metric == "transparency" else "conmgL"
+    panel = series(f"{WATER_NAMES[metric]}", *targets, unit=unit,
+                   description="Per river section; legend lines are the GB 3838-2002 class limits (III for drinking "
+                               "sources, IV for inner rivers are the usual targets) or the black-odour bounds.")
+    panel = dashed_thresholds(panel, thresholds).grid_pos(grid(x, y, 12, 8))
+    return panel.override_by_regexp("^(GB 3838|轻度|重度).*", [
+        model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
+        model.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+    ])
+
+
+def _timeline(title: str, description: str, metrics: list[str], y: int, mappings_for: str) -> statetimeline.Panel:
+    panel = (
+        statetimeline.Panel()
+        .title(title)
+        .description(description)
+        .datasource(datasource_ref())
+        .repeat("section")
+        .repeat_direction("v")
+        .show_value(common.VisibilityMode.AUTO)
+        .merge_values(True)
+        .grid_pos(grid(0, y, 24, 6))
+    )
+    for index, metric in enumerate(metrics):
+        panel = panel.with_target(InfluxQL(
+            f'SELECT mean("{metric}") FROM "water" WHERE $timeFilter AND {WATER_FILTER} '
+            "GROUP BY time(1h) fill(none)", chr(ord("A") + index), alias=WATER_NAMES.get(metric, metric)))
+        mappings = water_class_mappings(metric) if mappings_for == "class" else black_odour_mappings(metric)
+        panel = panel.override_by_name(WATER_NAMES.get(metric, metric), [
+            model.DynamicConfigValue(id_val="mappings", value=mappings),
+            model.DynamicConfigValue(id_val="color", value={"mode": "thresholds"}),
+        ])
+    return panel
+
+
+def build_water() -> dash.Dashboard:
+    """The water dashboard."""
+    board = base_dashboard(WATER_UID, "鼓楼智脑 水环境 Water quality",
+                           "River sections: indicators against the GB 3838 classes, class over time, black-odour "
+                           "status.", time_from="now-7d")
+    board = board.with_variable(tag_variable("section", "河段 River section", "water", "site"))
+    for index, metric in enumerate(("do", "nh3n", "codmn", "tp", "transparency")):
+        board = board.with_panel(water_indicator(metric, (index % 2) * 12, (index // 2) * 8))
+    board = board.with_panel(_timeline(
+        "水质类别 Class over time — $section",
+        "Hourly class of each indicator (GB 3838-2002); the section's class is the worst row.",
+        ["do", "nh3n", "codmn", "tp"], 24, "class"))
+    return board.with_panel(_timeline(
+        "黑臭状态 Black-odour status — $section",
+        "Each indicator against the 2015 black-odorous water bands: none / light / severe. Not black-odorous "
+        "only when all four are in the 'none' band.",
+        ["transparency", "do", "orp", "nh3n"], 30, "odour"))

@@ -1,0 +1,349 @@
+"""Pure rule evaluation: readings and status messages in, alert transitions out. No I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from gulou.devices.contract import Reading, StatusUpdate
+from gulou.devices.registry import Device, Registry
+from gulou.ingest.records import Point, StatusEvent
+from gulou.rules.alerts import AlertBook, AlertTransition, Signal
+from gulou.rules.derive import CLASS_BY_ORDINAL, Derived, derive
+from gulou.rules.model import (
+    CST,
+    AbsenceRule,
+    AnyRule,
+    HeldRule,
+    RateRule,
+    RatioRule,
+    ThresholdRule,
+    WindowRule,
+    compare,
+)
+from gulou.rules.windows import BucketWindow, EventWindow, aggregate
+
+Item = Reading | StatusUpdate | Point | StatusEvent
+SNAPSHOT_VERSION = 1
+_PERIOD_MS = {"hour": 3_600_000, "day": 86_400_000}
+_CST_OFFSET_MS = 8 * 3_600_000
+
+
+@dataclass
+class EngineStats:
+    """Counters an operator watches."""
+
+    readings: int = 0
+    statuses: int = 0
+    evaluations: int = 0
+    out_of_order: int = 0
+    late_ignored: int = 0
+    unknown_device: int = 0
+    transitions: int = 0
+
+
+def _ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def period_start(ts_ms: int, period: str) -> int:
+    """Start (epoch ms) of the Beijing-time calendar hour or day containing ts."""
+    size = _PERIOD_MS[period]
+    return (ts_ms + _CST_OFFSET_MS) // size * size - _CST_OFFSET_MS
+
+
+class Engine:
+    """Evaluates rules against readings (``process``) and the clock (``tick``); state is snapshot-able."""
+
+    def __init__(self, rules: Sequence[AnyRule], registry: Registry, *, lateness_s: float = 600.0,
+                 default_renotify_s: float | None = 3600.0) -> None:
+        self.rules = [r for r in rules if r.enabled]
+        self.registry = registry
+        self.lateness_ms = int(lateness_s * 1000)
+        self.book = AlertBook(default_renotify_s)
+        self.stats = EngineStats()
+        self._rules_for: dict[str, list[AnyRule]] = {}
+        self._absence = [r for r in self.rules if isinstance(r, AbsenceRule)]
+        self._ratio = [r for r in self.rules if isinstance(r, RatioRule)]
+        self._watermark: dict[str, int] = {}
+        self._last_seen: dict[str, int] = {}
+        # Per (rule, subject) state: held counters, windows, ratio periods.
+        self._state: dict[str, Any] = {}
+        self._group_device: dict[str, str] = {}
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def rules_for(self, device: Device) -> list[AnyRule]:
+        """Rules that watch a device (cached)."""
+        found = self._rules_for.get(device.id)
+        if found is None:
+            found = self._rules_for[device.id] = [r for r in self.rules if r.applies_to(device)]
+        return found
+
+    def process(self, item: Item) -> list[AlertTransition]:
+        """Evaluate every applicable rule against one reading or status message."""
+        if isinstance(item, Reading | StatusUpdate):
+            device: Device | None = item.device
+            ts_ms = _ms(item.ts)
+        else:
+            device = self.registry.get(item.device_id)
+            ts_ms = item.ts_ms
+        if device is None:
+            self.stats.unknown_device += 1
+            return []
+        if isinstance(item, StatusUpdate | StatusEvent):
+            return self._status(device, ts_ms, item.online)
+        return self._reading(device, ts_ms, item.values)
+
+    def _status(self, device: Device, ts_ms: int, online: bool) -> list[AlertTransition]:
+        self.stats.statuses += 1
+        out: list[AlertTransition] = []
+        if online:
+            return out
+        for rule in self.rules_for(device):
+            if isinstance(rule, AbsenceRule) and rule.on_status:
+                self.stats.evaluations += 1
+                self._emit(out, rule, device, f"{rule.id}|{device.id}", Signal("fire", _dt(ts_ms)))
+        return out
+
+    def _reading(self, device: Device, ts_ms: int, values: dict[str, float | int | bool]) -> list[AlertTransition]:
+        self.stats.readings += 1
+        wm = self._watermark.get(device.id)
+        stale = wm is not None and ts_ms < wm
+        late = wm is not None and ts_ms < wm - self.lateness_ms
+        if stale:
+            self.stats.out_of_order += 1
+        if late:
+            self.stats.late_ignored += 1
+        else:
+            self._watermark[device.id] = max(wm or ts_ms, ts_ms)
+        ts = _dt(ts_ms)
+        cache: dict[str, Derived | None] = {}
+        out: list[AlertTransition] = []
+        for rule in self.rules_for(device):
+            key = f"{rule.id}|{device.id}"
+            if isinstance(rule, AbsenceRule):
+                if not stale:
+                    self._last_seen[device.id] = ts_ms
+                    self._emit(out, rule, device, key, Signal("clear", ts))
+                continue
+            if isinstance(rule, RatioRule):
+                if not late:
+                    self._ratio_add(out, rule, device, ts_ms, values)
+                continue
+            metric = rule.metric
+            if metric not in cache:
+                cache[metric] = derive(metric, values, device, ts)
+            derived = cache[metric]
+            if derived is None:
+                continue
+            self.stats.evaluations += 1
+            if isinstance(rule, HeldRule):
+                if not stale:  # an older reading says nothing about the current state
+                    self._emit(out, rule, device, key, self._held(rule, device, key, ts, ts_ms, derived))
+            elif isinstance(rule, ThresholdRule):
+                if not stale:
+                    self._emit(out, rule, device, key, self._compare(rule, device, ts, derived))
+            elif not late:
+                end_ms = max(ts_ms, self._watermark[device.id])
+                if isinstance(rule, WindowRule):
+                    signal = self._window(rule, device, key, ts_ms, end_ms, derived.value)
+                else:
+                    signal = self._rate(rule, device, key, ts_ms, end_ms, derived.value)
+                if signal is not None:
+                    self._emit(out, rule, device, key, signal)
+        return out
+
+    def tick(self, now: datetime) -> list[AlertTransition]:
+        """Clock-driven checks: absence (device offline) and closing ratio periods."""
+        now_ms = _ms(now)
+        out: list[AlertTransition] = []
+        if self._absence:
+            for device_id, seen_ms in self._last_seen.items():
+                device = self.registry.get(device_id)
+                if device is None:
+                    continue
+                for rule in self.rules_for(device):
+                    if not isinstance(rule, AbsenceRule):
+                        continue
+                    allowed_ms = rule.k * device.interval_s * 1000
+                    silent_ms = now_ms - seen_ms
+                    if silent_ms > allowed_ms:
+                        self.stats.evaluations += 1
+                        self._emit(out, rule, device, f"{rule.id}|{device.id}",
+                                   Signal("fire", now, value=silent_ms / 1000, limit=allowed_ms / 1000))
+        for rule in self._ratio:
+            for key in [k for k in self._state if k.startswith(f"{rule.id}|")]:
+                self._ratio_close(out, rule, key, now_ms - self.lateness_ms)
+        return out
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def _emit(self, out: list[AlertTransition], rule: AnyRule, device: Device, key: str, signal: Signal,
+              site_level: bool = False) -> None:
+        transition = self.book.apply(rule, device, key, signal, site_level)
+        if transition is not None:
+            self.stats.transitions += 1
+            out.append(transition)
+
+    @staticmethod
+    def _labels(rule: ThresholdRule | HeldRule | WindowRule | RateRule, value: float, limit: float) -> \
+            tuple[str | None, str | None]:
+        if rule.metric == "water_class":
+            return CLASS_BY_ORDINAL.get(int(value)), CLASS_BY_ORDINAL.get(int(limit))
+        return None, None
+
+    def _compare(self, rule: ThresholdRule | HeldRule | WindowRule | RateRule, device: Device, ts: datetime,
+                 derived: Derived, held: bool = True) -> Signal:
+        value = derived.value
+        limit = rule.limit.resolve(device, ts)
+        labels = self._labels(rule, value, limit)
+        value_label = derived.label if derived.label is not None else labels[0]
+        kwargs: dict[str, Any] = {"value": value, "limit": limit, "op": rule.op, "value_label": value_label,
+                                  "limit_label": labels[1], "exceedance": derived.exceedance}
+        if held and compare(rule.op, value, limit):
+            return Signal("fire", ts, **kwargs)
+        clear = rule.clear_condition()
+        if compare(clear.op, value, clear.limit.resolve(device, ts)):
+            return Signal("clear", ts, **kwargs)
+        return Signal("hold", ts, **kwargs)
+
+    def _held(self, rule: HeldRule, device: Device, key: str, ts: datetime, ts_ms: int, derived: Derived) -> Signal:
+        state = self._state.setdefault(key, {"count": 0, "since": None})
+        if compare(rule.op, derived.value, rule.limit.resolve(device, ts)):
+            state["count"] += 1
+            state["since"] = state["since"] if state["since"] is not None else ts_ms
+            enough = (rule.for_count is None or state["count"] >= rule.for_count) and (
+                rule.for_s is None or ts_ms - state["since"] >= rule.for_s * 1000)
+            return self._compare(rule, device, ts, derived, held=enough) if enough else Signal("hold", ts)
+        state["count"], state["since"] = 0, None
+        return self._compare(rule, device, ts, derived)
+
+    def _window(self, rule: WindowRule, device: Device, key: str, ts_ms: int, end_ms: int,
+                value: float) -> Signal | None:
+        window = self._state.get(key)
+        if window is None:
+            window = self._state[key] = self._new_window(rule, device)
+        window.add(ts_ms, value)
+        values = window.current()
+        if len(values) < rule.min_count:
+            return None  # too few valid values: the standard says nothing yet, so neither fire nor clear
+        agg = aggregate(values, rule.agg, rule.percentile)
+        return self._compare(rule, device, _dt(end_ms), Derived(agg))
+
+    @staticmethod
+    def _new_window(rule: WindowRule, device: Device) -> EventWindow | BucketWindow:
+        if rule.bucket_s is not None:
+            # A valid hourly value needs 45 min of sampling: that many readings at the device's interval.
+            need = max(1, math.ceil(rule.bucket_min_fraction * rule.bucket_s / device.interval_s - 1e-9))
+            return BucketWindow(int(rule.window_s * 1000), int(rule.bucket_s * 1000), need)
+        return EventWindow(int(rule.window_s * 1000))
+
+    def _rate(self, rule: RateRule, device: Device, key: str, ts_ms: int, end_ms: int,
+              value: float) -> Signal | None:
+        window = self._state.get(key)
+        if window is None:
+            window = self._state[key] = EventWindow(int(rule.window_s * 1000))
+        window.add(ts_ms, value)
+        span = window.span()
+        if span is None:
+            return None
+        (t0, v0), (t1, v1) = span
+        dt_ms = t1 - t0
+        if dt_ms <= 0 or dt_ms < rule.min_span_s * 1000:
+            return None
+        rate = (v1 - v0) / (dt_ms / 1000) * rule.per_s
+        return self._compare(rule, device, _dt(end_ms), Derived(abs(rate) if rule.absolute else rate))
+
+    def _ratio_add(self, out: list[AlertTransition], rule: RatioRule, device: Device, ts_ms: int,
+                   values: dict[str, float | int | bool]) -> None:
+        num, den = values.get(rule.numerator), values.get(rule.denominator)
+        if num is None or den is None:
+            return
+        key = f"{rule.id}|site:{device.site.id}" if rule.group_by == "site" else f"{rule.id}|{device.id}"
+        self._group_device[key] = device.id
+        group = self._state.setdefault(key, {"periods": {}, "closed": None})
+        start = period_start(ts_ms, rule.period)
+        if group["closed"] is not None and start < group["closed"]:
+            self.stats.late_ignored += 1  # the period it belongs to has already been closed and judged
+            return
+        periods = group["periods"]
+        start_key = str(start)
+        entry = periods.setdefault(start_key, [0.0, 0.0])
+        entry[0] += float(num)
+        entry[1] += float(den)
+        self.stats.evaluations += 1
+        # A reading of a later period closes the earlier ones once the lateness bound has passed.
+        self._ratio_close(out, rule, key, ts_ms - self.lateness_ms)
+
+    def _ratio_close(self, out: list[AlertTransition], rule: RatioRule, key: str, before_ms: int) -> None:
+        group = self._state.get(key)
+        device = self.registry.get(self._group_device.get(key, ""))
+        if group is None or device is None:
+            return
+        periods: dict[str, list[float]] = group["periods"]
+        size = _PERIOD_MS[rule.period]
+        for start in sorted(periods, key=int):
+            end = int(start) + size
+            if end > before_ms:
+                break
+            num, den = periods.pop(start)
+            group["closed"] = end
+            if den < rule.min_denominator:
+                continue
+            end_ts = _dt(end - 1)
+            limit = rule.limit.resolve(device, end_ts)
+            verdict: Literal["fire", "clear"] = "fire" if compare(rule.op, num / den, limit) else "clear"
+            self._emit(out, rule, device, key,
+                       Signal(verdict, end_ts, value=num / den, limit=limit, op=rule.op),
+                       site_level=rule.group_by == "site")
+
+    # -- persistence ------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """All state needed to resume after a restart, as JSON-ready data."""
+        state: dict[str, Any] = {}
+        for key, value in self._state.items():
+            state[key] = value.state() if isinstance(value, EventWindow | BucketWindow) else value
+        return {"version": SNAPSHOT_VERSION, "watermark": dict(self._watermark),
+                "last_seen": dict(self._last_seen), "state": state, "groups": dict(self._group_device),
+                "alerts": self.book.state(), "stats": asdict(self.stats)}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Resume from a snapshot; state of rules that no longer exist is dropped."""
+        if snap.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"engine snapshot version {snap.get('version')!r} is not {SNAPSHOT_VERSION}")
+        rules = {r.id: r for r in self.rules}
+        self._watermark = {k: int(v) for k, v in snap["watermark"].items()}
+        self._last_seen = {k: int(v) for k, v in snap["last_seen"].items()}
+        self._group_device = dict(snap.get("groups", {}))
+        self._state = {}
+        for key, value in snap["state"].items():
+            rule = rules.get(key.split("|", 1)[0])
+            if rule is None:
+                continue
+            if isinstance(rule, WindowRule | RateRule):
+                device = self.registry.get(key.split("|", 1)[1])
+                if device is None:
+                    continue
+                window = self._new_window(rule, device) if isinstance(rule, WindowRule) else \
+                    EventWindow(int(rule.window_s * 1000))
+                window.restore(value)
+                self._state[key] = window
+            else:
+                self._state[key] = value
+        self.book.restore([a for a in snap["alerts"] if a["rule_id"] in rules])
+        self.stats = EngineStats(**snap.get("stats", {}))
+
+    def active(self) -> list[dict[str, Any]]:
+        """Currently firing alerts as JSON."""
+        return [a.to_json() for a in self.book.active.values()]
+
+
+def local_day(ts: datetime) -> str:
+    """Beijing-time calendar date of an instant (ISO string)."""
+    return ts.astimezone(CST).date().isoformat()

@@ -1,0 +1,122 @@
+"""Recomputation over stored history with polars: valid hourly and daily means, daily AQI, good-day ratio."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import polars as pl
+
+from gulou.devices.registry import Registry
+from gulou.rules.model import CST
+
+POLLUTANTS = ("pm25", "pm10", "so2", "no2", "o3", "co")
+DAILY_MEAN = ("pm25", "pm10", "so2", "no2", "co")
+HOUR_MIN_COVERAGE_S = 45 * 60  # 1 h value: ≥ 45 min of sampling (GB 3095 §8) [M]
+DAY_MIN_HOURS = 20  # 24 h mean: ≥ 20 valid hourly values [M]
+ReadingsQuery = Callable[..., list[dict[str, Any]]]
+
+
+def hourly_means(rows: list[dict[str, Any]], registry: Registry) -> pl.DataFrame:
+    """Valid hourly means per station (Beijing-time hours); invalid hours hold nulls."""
+    present = [p for p in POLLUTANTS if any(p in r for r in rows)]
+    if not rows or not present:
+        return pl.DataFrame(schema={"device_id": pl.Utf8, "hour": pl.Datetime("us"), **{
+            p: pl.Float64 for p in POLLUTANTS}})
+    intervals = {d.id: d.interval_s for d in registry}
+    frame = pl.DataFrame(
+        [{"device_id": r["device_id"], "ts": r["ts"], **{p: r.get(p) for p in present}} for r in rows],
+        schema={"device_id": pl.Utf8, "ts": pl.Utf8, **{p: pl.Float64 for p in present}},
+    )
+    frame = frame.with_columns(
+        pl.col("ts").str.to_datetime(time_zone="UTC").dt.convert_time_zone("Asia/Shanghai")
+        .dt.replace_time_zone(None).dt.truncate("1h").alias("hour"),
+        pl.col("device_id").replace_strict(intervals, default=60, return_dtype=pl.Int64).alias("interval_s"),
+    )
+    aggs: list[pl.Expr] = [pl.col("interval_s").first()]
+    for p in present:
+        aggs += [pl.col(p).mean().alias(p), pl.col(p).count().alias(f"{p}_n")]
+    hourly = frame.group_by("device_id", "hour").agg(aggs)
+    hourly = hourly.with_columns([
+        pl.when(pl.col(f"{p}_n") * pl.col("interval_s") >= HOUR_MIN_COVERAGE_S).then(pl.col(p)).otherwise(None)
+        .alias(p) for p in present
+    ]).with_columns([pl.lit(None, dtype=pl.Float64).alias(p) for p in POLLUTANTS if p not in present])
+    return hourly.select("device_id", "hour", *POLLUTANTS).sort("device_id", "hour")
+
+
+def daily_values(hourly: pl.DataFrame) -> pl.DataFrame:
+    """24 h means from ≥ 20 valid hours, and the O3 daily maximum 8 h moving mean, per station and day."""
+    with_day = hourly.with_columns(pl.col("hour").dt.date().alias("day"))
+    means = with_day.group_by("device_id", "day").agg(
+        [pl.when(pl.col(p).count() >= DAY_MIN_HOURS).then(pl.col(p).mean()).otherwise(None).alias(p)
+         for p in DAILY_MEAN]
+    )
+    o3_rows = []
+    for (device_id, day), group in with_day.group_by("device_id", "day"):
+        by_hour = {h.hour: v for h, v in zip(group["hour"], group["o3"], strict=True) if v is not None}
+        o3_rows.append({"device_id": device_id, "day": day, "o3_8h": o3_daily_max_8h(by_hour, day)})
+    o3 = pl.DataFrame(o3_rows, schema={"device_id": pl.Utf8, "day": pl.Date, "o3_8h": pl.Float64})
+    return means.join(o3, on=["device_id", "day"], how="left").sort("device_id", "day")
+
+
+def o3_daily_max_8h(by_hour: dict[int, float], day: date) -> float | None:
+    """Daily max of the 8 h moving means ending 08:00–24:00, valid per the standards module's rules."""
+    from gulou.rules.standards import o3_daily_max_8h as daily_max
+
+    series = [(datetime.combine(day, time(hour)), value) for hour, value in sorted(by_hour.items())]
+    return daily_max(series).value
+
+
+def recompute_air(query: ReadingsQuery, registry: Registry, since: datetime, until: datetime) -> dict[str, Any]:
+    """Daily means, daily AQI and the good-day ratio (AQI ≤ 100 over valid days) per air station."""
+    from gulou.rules.standards import aqi, good_day_ratio
+
+    rows = query(domain="air", since_ms=int(since.timestamp() * 1000), until_ms=int(until.timestamp() * 1000))
+    daily = daily_values(hourly_means(rows, registry))
+    stations: dict[str, dict[str, Any]] = {}
+    for row in daily.iter_rows(named=True):
+        device = registry.get(row["device_id"])
+        station = stations.setdefault(row["device_id"], {
+            "device_id": row["device_id"], "site": device.site.id if device else None,
+            "site_name": device.site.name if device else None, "days": [], "valid_days": 0, "good_days": 0})
+        values = {p: row[p] for p in DAILY_MEAN if row[p] is not None}
+        if row["o3_8h"] is not None:
+            values["o3_8h"] = row["o3_8h"]
+        # A day counts when every pollutant has a valid daily value (the AQI must be complete).
+        valid = len(values) == len(DAILY_MEAN) + 1
+        day: dict[str, Any] = {"date": row["day"].isoformat(), "valid": valid,
+                               **{k: None if v is None else round(v, 3) for k, v in values.items()}}
+        if valid:
+            result = aqi(values, row["day"], "daily")
+            day.update({"aqi": result.aqi, "category": result.category,
+                        "primary_pollutants": list(result.primary_pollutants), "standard": result.standard})
+            station["valid_days"] += 1
+            station["good_days"] += int(result.aqi <= 100)
+        station["days"].append(day)
+    for s in stations.values():
+        ratio = good_day_ratio([(date.fromisoformat(d["date"]), d.get("aqi")) for d in s["days"]]).value
+        s["good_day_ratio"] = None if ratio is None else round(ratio, 4)
+    valid_days = sum(s["valid_days"] for s in stations.values())
+    good_days = sum(s["good_days"] for s in stations.values())
+    return {"since": since.isoformat(), "until": until.isoformat(), "stations": list(stations.values()),
+            "valid_station_days": valid_days, "good_station_days": good_days,
+            "good_day_ratio": round(good_days / valid_days, 4) if valid_days else None}
+
+
+def parse_day_or_time(text: str) -> datetime:
+    """``YYYY-MM-DD`` (Beijing midnight) or an ISO timestamp with offset."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not YYYY-MM-DD nor an ISO timestamp") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=CST)
+    return parsed
+
+
+def default_until(since: datetime) -> datetime:
+    """End of today (Beijing time), never before ``since``."""
+    tomorrow = datetime.now(CST).date() + timedelta(days=1)
+    return max(datetime.combine(tomorrow, datetime.min.time(), CST), since)
+

@@ -1,0 +1,299 @@
+"""The rules service: a bounded intake queue feeding the engine, delivery workers, and an MQTT reader."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import aiomqtt
+
+from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER, Decoder, Reading, Rejection, StatusUpdate
+from gulou.devices.registry import Registry
+from gulou.rules.alert_store import AlertStore
+from gulou.rules.alerts import AlertTransition
+from gulou.rules.engine import Engine, Item
+from gulou.rules.model import AnyRule
+from gulou.rules.notify import (
+    Channel,
+    ChannelWorker,
+    DeliveryError,
+    DingTalkChannel,
+    LogChannel,
+    MemoryOutbox,
+    MqttChannel,
+    Outbox,
+    StoreChannel,
+    WebhookChannel,
+    WeComChannel,
+)
+from gulou.settings import BrokerAddress, Settings
+
+log = logging.getLogger(__name__)
+Clock = Literal["wall", "event"]
+
+
+def mqtt_client(settings: Settings, broker: BrokerAddress, client_id: str, **kwargs: Any) -> aiomqtt.Client:
+    """An aiomqtt client for the configured broker, credentials and TLS."""
+    tls = ssl.create_default_context(cafile=str(settings.broker_ca_file) if settings.broker_ca_file else None) \
+        if broker.tls else None
+    return aiomqtt.Client(broker.host, broker.port, identifier=client_id, username=settings.broker_username,
+                          password=settings.broker_secret(), tls_context=tls, **kwargs)
+
+
+async def _backoff(delay: float) -> float:
+    await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
+    return min(delay * 2, 30.0)
+
+
+class RulesService:
+    """Runs the engine on its own queue so ingestion never waits for rules or delivery."""
+
+    def __init__(self, settings: Settings, registry: Registry, rules: Sequence[AnyRule], *,
+                 store: AlertStore | None = None, influx: Any | None = None, broker: BrokerAddress | None = None,
+                 channels: Sequence[Channel] | None = None, clock: Clock = "wall", lateness_s: float = 600.0,
+                 renotify_s: float | None = 3600.0, queue_size: int = 100_000, tick_s: float = 5.0,
+                 save_every_s: float = 30.0, retry_attempts: int = 4, retry_backoff_s: float = 0.5,
+                 redeliver_s: float = 30.0) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.engine = Engine(rules, registry, lateness_s=lateness_s, default_renotify_s=renotify_s)
+        self.store = store
+        self.broker = broker
+        self.clock = clock
+        self.tick_s, self.save_every_s = tick_s, save_every_s
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=queue_size)
+        self.dropped = 0
+        self._last_drop_log = 0.0
+        self._event_now: datetime | None = None
+        self._stop = asyncio.Event()
+        self._mqtt: aiomqtt.Client | None = None
+        self._mqtt_ready = asyncio.Event()
+        if store is not None:
+            snap = store.load_state()
+            if snap is not None:
+                try:
+                    self.engine.restore(snap)
+                    log.info("rules engine resumed with %d active alert(s)", len(self.engine.book.active))
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("ignoring unusable saved engine state: %s", exc)
+        outbox: Outbox = store if store is not None else MemoryOutbox()
+        chosen = list(channels) if channels is not None else self.default_channels(influx)
+        self.workers = [
+            ChannelWorker(c, outbox if c.name != "store" else MemoryOutbox(), attempts=retry_attempts,
+                          backoff_s=retry_backoff_s, redeliver_s=redeliver_s)
+            for c in chosen
+        ]
+
+    def default_channels(self, influx: Any | None) -> list[Channel]:
+        """Log and store always; MQTT when a broker is given; webhook, DingTalk, WeCom when configured."""
+        s = self.settings
+        channels: list[Channel] = [LogChannel(), StoreChannel(self.store, influx)]
+        if self.broker is not None:
+            channels.append(MqttChannel(self.publish))
+        if s.webhook_url:
+            secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
+            channels.append(WebhookChannel(s.webhook_url, secret))
+        if s.dingtalk_webhook:
+            ding_secret = s.dingtalk_secret.get_secret_value() if s.dingtalk_secret else None
+            channels.append(DingTalkChannel(s.dingtalk_webhook.get_secret_value(), ding_secret))
+        if s.wecom_webhook:
+            channels.append(WeComChannel(s.wecom_webhook.get_secret_value()))
+        return channels
+
+    # -- intake -----------------------------------------------------------------------------------------
+    def offer(self, item: Item) -> bool:
+        """Queue a reading or status for evaluation without waiting; when full, count, log and drop."""
+        try:
+            self.queue.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log > 10:
+                self._last_drop_log = now
+                log.warning("rules queue full (%d): %d item(s) not evaluated so far", self.queue.maxsize,
+                            self.dropped)
+            return False
+
+    # -- running ----------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Evaluate, tick, deliver and save state until ``stop()``; the state is saved on the way out."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._evaluate(), name="rules-evaluate"),
+                         tg.create_task(self._ticker(), name="rules-tick"),
+                         tg.create_task(self._saver(), name="rules-save")]
+                for w in self.workers:
+                    tasks.append(tg.create_task(w.run(), name=f"rules-deliver-{w.channel.name}"))
+                    tasks.append(tg.create_task(w.redeliver(), name=f"rules-redeliver-{w.channel.name}"))
+                if self.broker is not None:
+                    tasks.append(tg.create_task(self._alert_publisher(), name="rules-mqtt-publisher"))
+                await self._stop.wait()
+                await self.drain(timeout=5.0)
+                for t in tasks:
+                    t.cancel()
+        finally:
+            self.save_state()
+
+    def stop(self) -> None:
+        """Ask ``run()`` to finish."""
+        self._stop.set()
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued item is evaluated and every notification handed to its channel."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.queue.empty() and all(w.queue.empty() for w in self.workers) and not self._busy:
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    _busy = False
+
+    async def _evaluate(self) -> None:
+        while True:
+            item = await self.queue.get()
+            self._busy = True
+            # Work through what is already queued without yielding per item: a task switch per reading
+            # would cost more than evaluating it. Bounded so delivery and intake still get their turn.
+            for _ in range(1000):
+                self._process_one(item)
+                try:
+                    item = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+            else:
+                self._process_one(item)
+            self._busy = False
+            await asyncio.sleep(0)
+
+    def _process_one(self, item: Item) -> None:
+        try:
+            self.dispatch(self.engine.process(item))
+            if self.clock == "event":
+                when = item.ts if isinstance(item, Reading | StatusUpdate) else \
+                    datetime.fromtimestamp(item.ts_ms / 1000, UTC)
+                if self._event_now is None or when > self._event_now:
+                    self._event_now = when
+        except Exception:  # one bad item must not stop the engine
+            log.exception("rules engine failed on %r", item)
+
+    def now(self) -> datetime:
+        """The engine's clock: wall time, or the newest event time seen (simulations, replays)."""
+        if self.clock == "event":
+            return self._event_now or datetime.now(UTC)
+        return datetime.now(UTC)
+
+    def tick(self) -> list[AlertTransition]:
+        """Run clock-driven checks now and dispatch what they produce."""
+        transitions = self.engine.tick(self.now())
+        self.dispatch(transitions)
+        return transitions
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            self.tick()
+
+    def dispatch(self, transitions: Sequence[AlertTransition]) -> None:
+        """Hand transitions to every channel's queue (never waits)."""
+        for t in transitions:
+            payload = t.to_json()
+            for w in self.workers:
+                w.offer(payload)
+
+    async def _saver(self) -> None:
+        while True:
+            await asyncio.sleep(self.save_every_s)
+            await asyncio.to_thread(self.save_state)
+
+    def save_state(self) -> None:
+        """Persist the engine snapshot to the alert store (when there is one)."""
+        if self.store is not None:
+            try:
+                self.store.save_state(self.engine.snapshot())
+            except Exception as exc:
+                log.warning("could not save rules engine state: %s", exc)
+
+    # -- MQTT ---------------------------------------------------------------------------------------------
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publish one alert at QoS 1 on the service's own connection."""
+        client = self._mqtt
+        if client is None or not self._mqtt_ready.is_set():
+            raise DeliveryError("not connected to the broker")
+        await client.publish(topic, payload, qos=1)
+
+    async def _alert_publisher(self) -> None:
+        assert self.broker is not None
+        delay = 0.5
+        client_id = f"{self.settings.client_id}-rules-alerts-{uuid.uuid4().hex[:8]}"
+        while True:
+            try:
+                async with mqtt_client(self.settings, self.broker, client_id) as client:
+                    self._mqtt = client
+                    self._mqtt_ready.set()
+                    delay = 0.5
+                    await asyncio.Event().wait()  # hold the connection; publishes use it
+            except aiomqtt.MqttError as exc:
+                log.warning("alert publisher disconnected: %s", exc)
+            finally:
+                self._mqtt_ready.clear()
+                self._mqtt = None
+            delay = await _backoff(delay)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for health output."""
+        return {"queued": self.queue.qsize(), "dropped": self.dropped, "engine": vars(self.engine.stats).copy(),
+                "channels": {w.channel.name: dict(w.stats) for w in self.workers},
+                "active_alerts": len(self.engine.book.active)}
+
+
+class MqttSource:
+    """Subscribes to all telemetry and status topics with its own client id and feeds a RulesService."""
+
+    def __init__(self, settings: Settings, broker: BrokerAddress, service: RulesService,
+                 client_id: str | None = None) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.service = service
+        self.client_id = client_id or f"{settings.client_id}-rules-{uuid.uuid4().hex[:8]}"
+        self.decoder = Decoder(service.registry)
+        self.received = 0
+        self.rejected = 0
+        self.reconnects = 0
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Read messages forever, reconnecting with jittered backoff."""
+        delay = 0.5
+        while True:
+            try:
+                async with mqtt_client(self.settings, self.broker, self.client_id) as client:
+                    await client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
+                    self.connected.set()
+                    delay = 0.5
+                    async for message in client.messages:
+                        raw = message.payload
+                        self.handle(message.topic.value,
+                                    bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw).encode())
+            except aiomqtt.MqttError as exc:
+                log.warning("rules reader disconnected: %s", exc)
+            self.connected.clear()
+            self.reconnects += 1
+            delay = await _backoff(delay)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Decode one message and offer it to the service."""
+        self.received += 1
+        decoded = self.decoder.decode(topic, payload)
+        if isinstance(decoded, Rejection):
+            self.rejected += 1
+            return
+        self.service.offer(decoded)

@@ -69,6 +69,9 @@ class Mosquitto:
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            # Started as root, Mosquitto would switch to the 'mosquitto' user and fail to write its
+            # persistence file into our temporary directory: stay as the current user.
+            f"{'user root' + chr(10) if os.geteuid() == 0 else ''}"
             f"persistence true\npersistence_location {self.workdir}/\n"
             "autosave_interval 1\n"
             # Tests publish bursts; the default per-client queue of 1000 would drop (benchmarks.md).

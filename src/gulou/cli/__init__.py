@@ -10,6 +10,7 @@ from gulou.cli.dashboards import dashboards
 from gulou.cli.devices import devices
 from gulou.cli.ingest import deadletters, ingest, query, stats
 from gulou.cli.rules import alerts, rules
+from gulou.cli.run import demo, run
 from gulou.cli.simulate import simulate
 from gulou.cli.standards import standards
 
@@ -26,7 +27,7 @@ cli.add_command(standards)
 cli.add_command(rules)
 cli.add_command(alerts)
 cli.add_command(dashboards)
-for command in (ingest, stats, query, deadletters, bench):
+for command in (run, demo, ingest, stats, query, deadletters, bench):
     cli.add_command(command)
 
 

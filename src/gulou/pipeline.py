@@ -1,0 +1,109 @@
+"""The main job: broker (embedded when none is configured), collector, and the rules engine, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gulou.broker import EmbeddedBroker
+from gulou.devices.contract import Reading, StatusUpdate
+from gulou.devices.registry import Registry
+from gulou.ingest.collector import Collector
+from gulou.ingest.service import IngestOptions, build_collector, default_client_id
+from gulou.rules.alert_store import AlertStore
+from gulou.rules.model import load_rules
+from gulou.rules.service import RulesService
+from gulou.settings import BrokerAddress, Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pipeline:
+    """What is running, for the caller's display and for the simulators to publish to."""
+
+    broker: BrokerAddress
+    embedded: bool
+    collector: Collector
+    rules: RulesService | None
+
+
+async def run_pipeline(
+    settings: Settings,
+    registry: Registry,
+    stop: asyncio.Event,
+    *,
+    with_rules: bool = True,
+    clock: Literal["wall", "event"] = "wall",
+    on_ready: Callable[[Pipeline], Coroutine[Any, Any, Any]] | None = None,
+) -> Pipeline:
+    """Run until ``stop`` is set or ``on_ready``'s task finishes; infrastructure failures raise."""
+    embedded: EmbeddedBroker | None = None
+    address = settings.broker_address()
+    if address is None:
+        embedded = EmbeddedBroker()
+        address = await embedded.start()
+    loop = asyncio.get_running_loop()
+    rules: RulesService | None = None
+    collector: Collector | None = None
+    try:
+        options = IngestOptions(
+            client_id=default_client_id(settings.client_id),
+            # amqtt speaks MQTT 3.1.1 only and has no shared subscriptions.
+            share_group=None if embedded else settings.share_group,
+            mqtt5=embedded is None,
+        )
+        on_stored: Callable[[list[Reading | StatusUpdate]], None] | None = None
+        if with_rules:
+            # The collector calls back from its writer thread; hand the batch to the loop, never block.
+            def on_stored(items: list[Reading | StatusUpdate]) -> None:
+                loop.call_soon_threadsafe(_offer_all, rules, items)
+
+        collector = build_collector(settings, registry, address, options, on_stored=on_stored)
+        if with_rules:
+            influx = collector.writer.sink if collector.writer is not None else None
+            rules = RulesService(settings, registry, load_rules(), store=AlertStore(settings.store), influx=influx,
+                                 broker=address, clock=clock)
+        collector.start()
+        if not await asyncio.to_thread(collector.link.wait_connected, 15):
+            raise ConnectionError(f"collector could not connect to {address.host}:{address.port}")
+        pipeline = Pipeline(address, embedded is not None, collector, rules)
+        async with asyncio.TaskGroup() as group:
+            if rules is not None:
+                group.create_task(rules.run(), name="rules")
+            group.create_task(_watch(collector, stop), name="collector-watchdog")
+            if on_ready is not None:
+                ready = group.create_task(on_ready(pipeline), name="pipeline-client")
+                ready.add_done_callback(lambda _t: stop.set())
+            await stop.wait()
+            log.info("stopping: storing and acknowledging what was received")
+            await asyncio.to_thread(collector.stop)
+            if rules is not None:
+                await rules.drain(timeout=10)
+                rules.stop()
+        return pipeline
+    finally:
+        if collector is not None and collector.alive:
+            await asyncio.to_thread(collector.stop)
+        if embedded is not None:
+            await embedded.stop()
+
+
+def _offer_all(rules: RulesService | None, items: list[Reading | StatusUpdate]) -> None:
+    if rules is not None:
+        for item in items:
+            rules.offer(item)
+
+
+async def _watch(collector: Collector, stop: asyncio.Event) -> None:
+    """Surface a dead collector loudly instead of running on without ingestion."""
+    while not stop.is_set():
+        if not collector.alive:
+            raise RuntimeError(f"collector stopped: {collector.fatal}")
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            continue

@@ -99,11 +99,12 @@ class Collector:
         self.link.start()
 
     def stop(self) -> None:
-        """Stop receiving, store and acknowledge what was received, then disconnect."""
-        self.link.stop()
+        """Stop taking deliveries, store and acknowledge what was received, then disconnect."""
+        self.link.pause()
         self._stop.set()
         if self._writer_thread is not None:
-            self._writer_thread.join(timeout=30)
+            self._writer_thread.join(timeout=60)
+        self.link.stop()
         self._write_health()
 
     @property

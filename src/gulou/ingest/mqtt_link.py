@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import random
@@ -73,6 +74,8 @@ class MqttLink:
         self.last_message_at: float | None = None
         self._last_probe_echo = time.monotonic()
         self._probe_topic = f"gulou/_probe/{config.client_id}"
+        self._acks: collections.deque[list[tuple[int, int]]] = collections.deque()
+        self._paused = False
         self._client = self._make_client()
 
     # -- public ---------------------------------------------------------------------------------------------
@@ -91,19 +94,22 @@ class MqttLink:
         return self._connected.is_set()
 
     def ack(self, messages: list[Incoming]) -> None:
-        """Acknowledge messages to the broker (call only once they are durably stored)."""
-        for m in messages:
-            if m.qos > 0:
-                self._client.ack(m.mid, m.qos)
+        """Acknowledge messages to the broker (call only once they are durably stored).
+
+        paho is driven by one thread only (``loop()`` here), so acks are handed to the network thread,
+        which sends them on its next turn.
+        """
+        self._acks.append([(m.mid, m.qos) for m in messages if m.qos > 0])
+
+    def pause(self) -> None:
+        """Stop handing deliveries on; the broker redelivers those unacknowledged ones after reconnecting."""
+        self._paused = True
 
     def stop(self) -> None:
-        """Disconnect cleanly; the persistent session keeps queueing at the broker."""
+        """Send the acks still queued, then disconnect; the persistent session keeps queueing at the broker."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
-        # Already disconnected is fine when stopping.
-        with contextlib.suppress(Exception):
-            self._client.disconnect()
+            self._thread.join(timeout=15)
 
     # -- internals ------------------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -149,13 +155,32 @@ class MqttLink:
 
     def _handle_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         now = time.monotonic()
+        # Any delivery proves the subscription alive; under a backlog the probe may queue behind data.
+        self._last_probe_echo = now
         if msg.topic == self._probe_topic:
-            self._last_probe_echo = now
             if msg.qos > 0:
                 client.ack(msg.mid, msg.qos)
             return
+        if self._paused:
+            return
         self.last_message_at = now
         self._on_message(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
+
+    def _close(self) -> None:
+        """Send queued acks and a DISCONNECT, and let the loop write them out."""
+        self._send_acks()
+        with contextlib.suppress(Exception):
+            self._client.disconnect()
+            deadline = time.monotonic() + 5
+            while self._client.want_write() and time.monotonic() < deadline:
+                self._client.loop(timeout=0.05)
+
+    def _send_acks(self) -> None:
+        # Acks queued before a reconnect still name valid packet ids: the broker's session kept those
+        # messages in flight and resends them; a PUBACK for them settles either copy.
+        while self._acks:
+            for mid, qos in self._acks.popleft():
+                self._client.ack(mid, qos)
 
     def _connect(self) -> None:
         c = self.config
@@ -184,9 +209,10 @@ class MqttLink:
                 first = False
                 delay = self.config.backoff_min_s
                 while not self._stop.is_set():
-                    rc = self._client.loop(timeout=0.05)
+                    rc = self._client.loop(timeout=0.02)
                     if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                         raise ConnectionError(mqtt.error_string(rc))
+                    self._send_acks()
                     now = time.monotonic()
                     if self._connected.is_set() and now >= next_probe:
                         self._client.publish(self._probe_topic, b"probe", qos=0)
@@ -197,6 +223,7 @@ class MqttLink:
                                   now - self._last_probe_echo)
                         self._client.disconnect()
                         raise ConnectionError("stalled subscription")
+                self._close()
             except (OSError, ConnectionError, mqtt.WebsocketConnectionError) as exc:
                 self._connected.clear()
                 if self._stop.is_set():

@@ -44,7 +44,8 @@ class PayloadBase(BaseModel):
 
     def metrics(self) -> dict[str, float | int | bool]:
         """The metric values present in this payload."""
-        return {k: v for k, v in self.model_dump(exclude={"ts", "seq"}).items() if v is not None}
+        # Straight from the instance dict: model_dump() is several times slower and this runs per message.
+        return {k: v for k, v in self.__dict__.items() if v is not None and k != "ts" and k != "seq"}
 
     @model_validator(mode="after")
     def _has_a_metric(self) -> PayloadBase:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -21,6 +22,40 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gulou.settings import BrokerAddress
 
 log = logging.getLogger(__name__)
+PUBACK = 0x40
+_PUBACK_HEAD = bytes([PUBACK, 0x02])
+
+
+class BufferedClient(mqtt.Client):
+    """paho reads every packet with three or more tiny ``recv()`` calls and one packet per ``loop()``;
+    serve those reads from one large read, so a burst is parsed without a system call per field."""
+
+    _READ_SIZE = 256 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf = b""
+        self._rpos = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rpos >= len(self._rbuf):
+            data = super()._sock_recv(self._READ_SIZE)
+            if not data:
+                return data
+            self._rbuf, self._rpos = data, 0
+        chunk = self._rbuf[self._rpos:self._rpos + bufsize]
+        self._rpos += len(chunk)
+        return chunk
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the socket and not yet parsed."""
+        return len(self._rbuf) - self._rpos
+
+    def reconnect(self) -> MQTTErrorCode:
+        """Drop bytes of the old connection before reconnecting."""
+        self._rbuf, self._rpos = b"", 0
+        return super().reconnect()
 
 
 @dataclass(frozen=True)
@@ -112,9 +147,9 @@ class MqttLink:
             self._thread.join(timeout=15)
 
     # -- internals ------------------------------------------------------------------------------------------
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedClient:
         c = self.config
-        client = mqtt.Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2, client_id=c.client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if c.mqtt5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if c.mqtt5 else False, reconnect_on_failure=False, manual_ack=True,
@@ -178,9 +213,20 @@ class MqttLink:
     def _send_acks(self) -> None:
         # Acks queued before a reconnect still name valid packet ids: the broker's session kept those
         # messages in flight and resends them; a PUBACK for them settles either copy.
+        if not self._acks:
+            return
+        pubacks = bytearray()
         while self._acks:
             for mid, qos in self._acks.popleft():
-                self._client.ack(mid, qos)
+                if qos == 1:
+                    pubacks += _PUBACK_HEAD + mid.to_bytes(2, "big")
+                else:
+                    self._client.ack(mid, qos)
+        if pubacks:
+            # One write for the whole batch: paho's ack() costs a packet object and a send() per message,
+            # a third of the collector's CPU at high rates. A 2-byte PUBACK (no reason code) means success in
+            # both MQTT 3.1.1 and 5; paho's own queue keeps packet boundaries and ordering intact.
+            self._client._packet_queue(PUBACK, bytes(pubacks), 0, 0)
 
     def _connect(self) -> None:
         c = self.config
@@ -210,6 +256,11 @@ class MqttLink:
                 delay = self.config.backoff_min_s
                 while not self._stop.is_set():
                     rc = self._client.loop(timeout=0.02)
+                    # loop() parses one packet; parse the rest of what the last read brought in.
+                    drained = 0
+                    while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._client.buffered and drained < 4096:
+                        rc = self._client.loop_read()
+                        drained += 1
                     if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                         raise ConnectionError(mqtt.error_string(rc))
                     self._send_acks()

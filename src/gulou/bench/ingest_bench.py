@@ -160,8 +160,10 @@ def _raw_ceiling(port: int, config: BenchConfig, devices_file: Path, progress: C
 def _pipeline(port: int, config: BenchConfig, registry_file: Path, devices_file: Path, work: Path,
               ceiling: float, progress: Callable[[str], None]) -> BenchResult:
     progress(f"phase 2: pipeline with the {config.sink} sink, {config.workers} collector process(es)")
+    # Explicit: with --sink embedded, an InfluxDB configured in the environment must not be picked up.
+    influx = {"influx_url": None, **config.influx}
     settings = Settings(broker=f"mqtt://127.0.0.1:{port}", store=work / "bench.db", registry=registry_file,
-                        **config.influx)  # type: ignore[arg-type]
+                        **influx)  # type: ignore[arg-type]
     latencies: list[float] = []
     procs: list[subprocess.Popen[bytes]] = []
     collector = None

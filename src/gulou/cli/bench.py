@@ -6,6 +6,7 @@ import click
 
 from gulou.bench.ingest_bench import BenchConfig, as_dict, run_bench
 from gulou.cli.common import echo_json, json_option, load_settings
+from gulou.cli.rules import bench_rules
 
 
 @click.group()
@@ -45,3 +46,7 @@ def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int,
         return
     for key, value in data.items():
         click.echo(f"{key:<28} {value}")
+
+
+# Rule evaluations per second and publish → alert latency; defined beside the other rules commands.
+bench.add_command(bench_rules, name="rules")

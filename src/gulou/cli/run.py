@@ -67,8 +67,12 @@ def run(broker: str | None, store: Path | None, registry: Path | None, no_rules:
     _run_or_explain(main)
 
 
+DEMO_STORE = Path("gulou-data/demo.db")
+
+
 @click.command()
-@store_option
+@click.option("--store", type=click.Path(path_type=Path, dir_okay=False), default=DEMO_STORE, show_default=True,
+              help="Store for the demo; it is emptied at the start of every run.")
 @registry_option
 @click.option("--scenario", default="incidents", show_default=True, help="Shipped scenario name or a YAML file.")
 @click.option("--speed", type=click.FloatRange(min=1), default=600, show_default=True,
@@ -79,12 +83,15 @@ def run(broker: str | None, store: Path | None, registry: Path | None, no_rules:
 @json_option
 @click.option("--log-level", default="ERROR", show_default=True,
               help="Alerts show in the live table; WARNING also logs each alert delivery.")
-def demo(store: Path | None, registry: Path | None, scenario: str, speed: float, sim_hours: float, seed: int,
+def demo(store: Path, registry: Path | None, scenario: str, speed: float, sim_hours: float, seed: int,
          as_json: bool, log_level: str) -> None:
     """Run the pipeline on an embedded broker with simulated devices and incidents, showing it live."""
-    # The demo always brings its own embedded broker, whatever GULOU_BROKER says.
-    settings = Settings.model_validate({**load_settings(store=store, registry=registry, log_level=log_level)
-                                       .model_dump(), "broker": None})
+    # The demo always brings its own embedded broker and store, whatever GULOU_BROKER/GULOU_STORE say, and
+    # starts empty: it replays the hours up to now, which a previous run's saved rule state would call late.
+    settings = Settings.model_validate({**load_settings(registry=registry, log_level=log_level).model_dump(),
+                                        "broker": None, "influx_url": None, "store": store})
+    for leftover in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
+        leftover.unlink(missing_ok=True)
     setup_logging(settings.log_level)
     reg = open_registry(settings)
     try:
@@ -102,8 +109,9 @@ def demo(store: Path | None, registry: Path | None, scenario: str, speed: float,
         _install_signals(stop)
 
         async def play(p: Pipeline) -> None:
+            # The pipeline outlives the simulation: the devices should not all announce they went away.
             config = SimConfig(registry=reg, scenario=chosen, seed=seed, start=start,
-                               sim_duration=sim_hours * 3600, speed=speed)
+                               sim_duration=sim_hours * 3600, speed=speed, offline_at_end=False)
             latest: list[SimProgress] = []
             with Live(console=console, refresh_per_second=4, transient=False) as live:
                 async def refresh() -> None:
@@ -118,6 +126,7 @@ def demo(store: Path | None, registry: Path | None, scenario: str, speed: float,
                 finally:
                     ticker.cancel()
                     live.update(_panel(p, settings, latest[-1] if latest else None))
+            console.line()
             result.update(_final(p, settings, summary))
 
         await run_pipeline(settings, reg, stop, clock="event", on_ready=play)
@@ -131,7 +140,8 @@ def demo(store: Path | None, registry: Path | None, scenario: str, speed: float,
     click.echo(f"published {result['published']}, stored {result['stored']}, rejected {result['rejected']}, "
                f"unaccounted {result['unaccounted']}; alerts fired {len(result['alerts'])}, "
                f"still active {sum(a['state'] == 'firing' for a in result['alerts'])}")
-    click.echo(f"store: {settings.store}  (gulou stats, gulou alerts, gulou query --domain air)")
+    where = f"--store {settings.store}"
+    click.echo(f"look closer: gulou stats {where}; gulou alerts {where}; gulou query --domain air {where}")
 
 
 async def _settle(p: Pipeline, settings: Settings, summary: SimSummary, timeout: float = 30) -> None:

@@ -87,10 +87,13 @@ def _fault_rates(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--qos", type=click.IntRange(0, 2), default=1, show_default=True, help="MQTT QoS of every message.")
 @click.option("--connections", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Size of the MQTT connection pool shared by all simulated devices.")
+@click.option("--no-offline-at-end", "no_offline_at_end", is_flag=True,
+              help="Leave every device online at the end instead of publishing a retained offline for each.")
 @json_option
 def simulate(broker: str | None, registry: Path | None, speed: float, duration: float | None,
              sim_duration: float | None, start: datetime | None, seed: int, scenario: str, rate: float | None,
-             fault_rates: dict[str, float], qos: int, connections: int, as_json: bool) -> None:
+             fault_rates: dict[str, float], qos: int, connections: int, no_offline_at_end: bool,
+             as_json: bool) -> None:
     """Publish simulated telemetry and status for every registry device."""
     settings = load_settings(broker=broker, registry=registry)
     setup_logging(settings.log_level)
@@ -105,6 +108,7 @@ def simulate(broker: str | None, registry: Path | None, speed: float, duration: 
             duration=duration, speed=speed, rate=rate, qos=qos, connections=connections,
             fault_rates={**chosen.faults, **fault_rates}, username=settings.broker_username,
             password=settings.broker_secret(), ca_file=settings.broker_ca_file,
+            offline_at_end=not no_offline_at_end,
         )
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from None

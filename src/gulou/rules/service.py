@@ -9,7 +9,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import aiomqtt
@@ -37,6 +37,8 @@ from gulou.settings import BrokerAddress, Settings
 
 log = logging.getLogger(__name__)
 Clock = Literal["wall", "event"]
+# How long (wall seconds) an observed arrival lag keeps holding the event clock back.
+LAG_MEMORY_S = 30.0
 
 
 def mqtt_client(settings: Settings, broker: BrokerAddress, client_id: str, **kwargs: Any) -> aiomqtt.Client:
@@ -72,6 +74,7 @@ class RulesService:
         self.dropped = 0
         self._last_drop_log = 0.0
         self._event_now: datetime | None = None
+        self._lag_s, self._lag_at = 0.0, 0.0  # largest recent arrival lag behind the newest event time
         self._stop = asyncio.Event()
         self._mqtt: aiomqtt.Client | None = None
         self._mqtt_ready = asyncio.Event()
@@ -182,13 +185,28 @@ class RulesService:
                     datetime.fromtimestamp(item.ts_ms / 1000, UTC)
                 if self._event_now is None or when > self._event_now:
                     self._event_now = when
+                else:
+                    self._note_lag((self._event_now - when).total_seconds())
         except Exception:  # one bad item must not stop the engine
             log.exception("rules engine failed on %r", item)
 
+    def _note_lag(self, lag_s: float) -> None:
+        now = time.monotonic()
+        if lag_s >= self._lag_s or now - self._lag_at > LAG_MEMORY_S:
+            self._lag_s, self._lag_at = lag_s, now
+
     def now(self) -> datetime:
-        """The engine's clock: wall time, or the newest event time seen (simulations, replays)."""
+        """The engine's clock: wall time, or the event-time watermark (simulations, replays).
+
+        The watermark trails the newest event time by the lateness bound plus the largest arrival lag seen
+        lately: readings of other devices travel on other connections, so a device whose readings arrive
+        behind the newest ones is in flight, not silent.
+        """
         if self.clock == "event":
-            return self._event_now or datetime.now(UTC)
+            if self._event_now is None:
+                return datetime.now(UTC)
+            lag = self._lag_s if time.monotonic() - self._lag_at <= LAG_MEMORY_S else 0.0
+            return self._event_now - timedelta(seconds=lag + self.engine.lateness_ms / 1000)
         return datetime.now(UTC)
 
     def tick(self) -> list[AlertTransition]:

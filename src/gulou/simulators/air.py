@@ -41,7 +41,7 @@ class AirPattern(Pattern):
         gas_noise = math.exp(self.noise(self.n_gas, dt_s))
         # Night-time inversions trap particles too: a small bump after midnight.
         mixing = 1.0 + 0.15 * bump(h, 2.0, 2.5)
-        pm25 = (9.0 + 62.0 * w ** 2.2) * (1.0 + 0.22 * season) * (0.78 + 0.4 * traffic) * mixing
+        pm25 = (11.0 + 24.0 * w ** 2.0) * (1.0 + 0.2 * season) * (0.8 + 0.35 * traffic) * mixing
         pm25 *= self.factor * pm_noise
         pm10 = pm25 * self.coarse + 6.0 * traffic * pm_noise
         no2 = (10.0 + 34.0 * traffic + 16.0 * w) * self.factor * gas_noise

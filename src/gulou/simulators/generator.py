@@ -24,8 +24,8 @@ _SILENT, _BACK, _REPORT = 0, 1, 2
 class Generator:
     """Builds the stream of one simulation run; holds per-device state, no I/O.
 
-    Iterate ``messages()`` for the whole run (it ends with every device's retained ``offline``); a
-    publisher that stops early calls ``closing(sim_time)`` for the final statuses instead.
+    Iterate ``messages()`` for the whole run (it ends with every device's retained ``offline`` unless
+    ``offline_at_end`` is false); a publisher that stops early calls ``closing(sim_time)`` instead.
     """
 
     def __init__(
@@ -38,8 +38,10 @@ class Generator:
         end: datetime | None = None,
         fault_rates: Mapping[str, float] | None = None,
         qos: int = 1,
+        offline_at_end: bool = True,
     ) -> None:
         self.registry = registry
+        self.offline_at_end = offline_at_end
         self.scenario = scenario or Scenario(name="quiet")
         self.seed = seed
         self.start = default_start(datetime.now(UTC)) if start is None else _aware(start)
@@ -103,12 +105,18 @@ class Generator:
         yield from self.closing(end)
 
     def closing(self, sim_time: datetime) -> list[SimMessage]:
-        """Held-back messages, then a retained ``offline`` for every device still online (once only)."""
+        """Held-back messages, then a retained ``offline`` for every device still online (once only).
+
+        Without ``offline_at_end`` the devices are left online: a pipeline that keeps running after the
+        simulation (``gulou demo``) should not see every device announce it went away.
+        """
         if self._closed:
             return []
         self._closed = True
         self.sim_time = sim_time
         out = [replace(m, sim_time=sim_time) for m in self.faults.release()]
+        if not self.offline_at_end:
+            return out
         for device, pattern in zip(self.devices, self.patterns, strict=True):
             if self.online.get(device.id):
                 self.online[device.id] = False
@@ -151,9 +159,11 @@ def generate(
     end: datetime | None = None,
     fault_rates: Mapping[str, float] | None = None,
     qos: int = 1,
+    offline_at_end: bool = True,
 ) -> Iterator[SimMessage]:
     """Messages of a simulation run in simulated-time order; same arguments → byte-identical stream."""
-    return Generator(registry, scenario, seed, start, sim_duration, end, fault_rates, qos).messages()
+    return Generator(registry, scenario, seed, start, sim_duration, end, fault_rates, qos,
+                     offline_at_end).messages()
 
 
 def _aware(moment: datetime) -> datetime:

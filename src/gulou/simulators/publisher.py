@@ -66,6 +66,7 @@ class SimConfig(BaseModel):
     ca_file: Path | None = None
     client_prefix: str = "gulou-sim"
     drain_timeout_s: float = Field(default=30.0, gt=0)
+    offline_at_end: bool = Field(default=True, description="end with a retained offline for every device")
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ async def run_simulation(
     stop = stop or asyncio.Event()
     rates: dict[str, float] = {str(k): v for k, v in config.fault_rates.items()}
     gen = Generator(config.registry, config.scenario, config.seed, config.start, config.sim_duration, None,
-                    rates, config.qos)
+                    rates, config.qos, config.offline_at_end)
     stats = _Stats()
     make = _client_factory(config, broker)
     run_id = f"{random.getrandbits(24):06x}"

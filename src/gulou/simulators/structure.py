@@ -29,12 +29,13 @@ class StructurePattern(Pattern):
         older = (device.site.built or 1980) < 1960
         self.tilt = (u(-0.35, 0.35), u(-0.35, 0.35))
         self.drift_deg_per_day = (u(-4e-4, 4e-4), u(-4e-4, 4e-4))
-        self.crack = u(0.3, 1.6) if older else u(0.05, 0.6)
+        # Grade B/C buildings: existing cracks stay below the 1.0 mm alert width in normal service.
+        self.crack = u(0.2, 0.8) if older else u(0.05, 0.5)
         self.crack_per_day = u(0.0, 0.004)
         self.settlement = u(-9.0, 1.0)
         self.settle_per_day = u(-0.03, 0.0)
         self.n_tilt = (Noise(0.003, 3600), Noise(0.003, 3600))
-        self.n_crack = Noise(0.004, 3600)
+        self.n_crack = Noise(0.002, 3600)  # about the resolution of a vibrating-wire crack meter
         self.n_settle = Noise(0.05, 6 * 3600)
         # The incident leans the building along its existing tilt.
         norm = math.hypot(*self.tilt)
@@ -47,7 +48,7 @@ class StructurePattern(Pattern):
         tilt_x = self.tilt[0] + self.drift_deg_per_day[0] * days + 0.004 * thermal + self.noise(self.n_tilt[0], dt_s)
         tilt_y = self.tilt[1] + self.drift_deg_per_day[1] * days + 0.003 * thermal + self.noise(self.n_tilt[1], dt_s)
         # Cracks open a little in the cool of the night as the masonry contracts.
-        crack = self.crack + self.crack_per_day * days - 0.02 * thermal + self.noise(self.n_crack, dt_s)
+        crack = self.crack + self.crack_per_day * days - 0.01 * thermal + self.noise(self.n_crack, dt_s)
         settlement = self.settlement + self.settle_per_day * days + self.noise(self.n_settle, dt_s)
         vibration = (0.08 + 0.7 * self.env.traffic(moment)) * math.exp(self.rng.gauss(0, 0.35))
         if "building_tilt" in active:

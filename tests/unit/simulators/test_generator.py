@@ -116,3 +116,11 @@ def test_status_payloads_carry_battery_for_battery_devices_only(registry: Regist
         battery_type = registry.devices[m.device_id].type in ("smart_bin", "structure_monitor", "sorting_point")
         assert ("battery" in payload) == battery_type
         assert -150 <= payload["rssi"] <= 0
+
+
+def test_without_offline_at_end_devices_stay_online(registry: Registry) -> None:
+    stream = list(generate(registry, seed=3, start=START, sim_duration=600, offline_at_end=False))
+    states = [json.loads(m.payload)["state"] for m in stream if m.kind == "status"]
+    assert states == ["online"] * len(registry)
+    gen = Generator(registry, seed=3, start=START, offline_at_end=False)
+    assert gen.closing(START + timedelta(minutes=5)) == []

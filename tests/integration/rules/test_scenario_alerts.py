@@ -1,0 +1,280 @@
+"""The shipped incidents scenario through a real broker, the collector and the rules engine: every domain's
+alert fires when the script says, resolves after the incident, and reaches the webhook and MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from gulou.devices.registry import Registry
+from gulou.pipeline import Pipeline, run_pipeline
+from gulou.rules.model import HeldRule, RateRule, load_rules
+from gulou.settings import Settings, parse_broker_url
+from gulou.simulators.publisher import SimConfig, run_simulation
+from gulou.simulators.scenario import Incident, Scenario, load_scenario, schedule
+from tests.servers import Mosquitto, free_port
+
+pytestmark = pytest.mark.integration
+SECRET = "scenario-webhook-secret"
+# The simulator's incident envelopes: a pm25 episode ramps over 15 % of its duration at each end, a black-odour
+# section reaches its light state within the first 10 % (gulou.simulators.base.envelope, simulators.water).
+EPISODE_RAMP = 0.15
+ODOUR_RAMP = 0.10
+RULES = {r.id: r for r in load_rules()}
+
+
+class Webhook:
+    """A real HTTP endpoint on a free port that accepts only correctly signed alert posts."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+                with hook.lock:
+                    ok = hmac.compare_digest(expected, self.headers.get("X-Gulou-Signature", ""))
+                    if ok:
+                        hook.received.append(json.loads(body))
+                    else:
+                        hook.bad_signatures += 1
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A signed-webhook endpoint for the test."""
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One rule on one incident's devices: when (offsets from the start, s) it must fire and resolve."""
+
+    rule_id: str
+    incident: int
+    fire: tuple[float, float]
+    resolve: tuple[float, float] | None
+
+
+def _expectations(scenario: Scenario, registry: Registry) -> tuple[list[Expect], dict[int, list[str]]]:
+    """Expected windows computed from the scenario's ``at``/``duration`` and the rules' hold conditions."""
+    targets: dict[int, list[str]] = {}
+    plan = schedule(scenario, registry)
+    for i, inc in enumerate(scenario.incidents):
+        targets[i] = sorted(d for d, items in plan.items()
+                            if any(s.kind == inc.kind and s.start_s == inc.at for s in items))
+    kinds = {inc.kind: i for i, inc in enumerate(scenario.incidents)}
+
+    def interval(i: int) -> float:
+        return max(registry.devices[d].interval_s for d in targets[i])
+
+    def inc(kind: str) -> tuple[int, Incident]:
+        return kinds[kind], scenario.incidents[kinds[kind]]
+
+    out: list[Expect] = []
+    i, e = inc("pm25_episode")
+    ramp = EPISODE_RAMP * e.duration
+    for rule in ("air-aqi-over-100", "air-aqi-over-150", "air-aqi-over-200"):
+        out.append(Expect(rule, i, (e.at, e.at + ramp + interval(i)),
+                          (e.at + e.duration - ramp, e.at + e.duration + interval(i))))
+    i, e = inc("black_odour")
+    held = RULES["water-black-odour-light"]
+    assert isinstance(held, HeldRule) and held.for_count is not None
+    end = e.at + e.duration
+    light_hold = (held.for_count - 1) * interval(i)
+    out += [
+        Expect("water-do-below-2", i, (e.at, e.at + ODOUR_RAMP * e.duration + interval(i)),
+               (end, end + interval(i))),
+        Expect("water-black-odour-light", i, (e.at + light_hold,
+                                              e.at + ODOUR_RAMP * e.duration + light_hold + interval(i)),
+               (end, end + interval(i))),
+        Expect("water-black-odour-severe", i, (e.at + e.duration / 2, e.at + e.duration / 2 + interval(i)),
+               (end, end + interval(i))),
+    ]
+    i, e = inc("bin_overflow")
+    end = e.at + e.duration
+    out.append(Expect("waste-bin-overflow", i, (e.at, e.at + interval(i)), (end, end + interval(i))))
+    i, e = inc("bin_fire")
+    rise = RULES["waste-bin-fire-rise"]
+    assert isinstance(rise, RateRule)
+    end = e.at + e.duration
+    # A rise over the rule's window needs two readings at least min_span apart, the later one in the fire.
+    out += [Expect("waste-bin-fire-rise", i, (e.at, e.at + rise.window_s + interval(i)), (e.at, end + interval(i))),
+            Expect("waste-bin-fire-temperature", i, (e.at, e.at + 15 * 60 + interval(i)), (end, end + interval(i)))]
+    i, e = inc("lot_full")
+    end = e.at + e.duration
+    out.append(Expect("parking-full", i, (e.at, e.at + interval(i)), (end, end + interval(i))))
+    i, e = inc("building_tilt")
+    growth = RULES["structure-crack-growth"]
+    assert isinstance(growth, RateRule)
+    end = e.at + e.duration
+    out.append(Expect("structure-crack-growth", i, (max(e.at, growth.min_span_s), end), (end, end + interval(i))))
+    for rule in ("structure-tilt-yellow", "structure-tilt-orange", "structure-tilt-red"):
+        out.append(Expect(rule, i, (e.at, end), (end, end + interval(i))))
+    i, e = inc("device_silent")
+    end = e.at + e.duration
+    # The retained offline status carries the incident's start time; the first reading afterwards clears it.
+    out.append(Expect("device-offline-air", i, (e.at, e.at), (end, end + interval(i))))
+    return out, targets
+
+
+def _subset(registry: Registry, ids: set[str]) -> Registry:
+    devices = {k: d for k, d in registry.devices.items() if k in ids}
+    sites = {d.site.id: d.site for d in devices.values()}
+    return Registry(sites=sites, devices=devices, source=f"{registry.source} (subset)")
+
+
+async def _run(url: str, registry: Registry, hook: Webhook, store: Path, start: datetime,
+               sim_s: float) -> dict[str, Any]:
+    settings = Settings(broker=url, webhook_url=hook.url, webhook_secret=SECRET, store=store,  # type: ignore[arg-type]
+                        client_id="gulou-test-scenario")
+    broker = parse_broker_url(url)
+    stop = asyncio.Event()
+    mqtt: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"mqtt": mqtt}
+
+    async def subscribe(ready: asyncio.Event) -> None:
+        async with aiomqtt.Client(broker.host, broker.port, identifier="gulou-test-scenario-sub") as client:
+            await client.subscribe("gulou/alerts/#", qos=1)
+            ready.set()
+            async for message in client.messages:
+                mqtt.append({"topic": message.topic.value, **json.loads(bytes(message.payload))})  # type: ignore[arg-type]
+
+    async def play(p: Pipeline) -> None:
+        assert p.rules is not None
+        ready = asyncio.Event()
+        reader = asyncio.create_task(subscribe(ready), name="alert-subscriber")
+        await asyncio.wait_for(ready.wait(), 10)
+        await _until(lambda: p.rules is not None and p.rules._mqtt_ready.is_set(), 10)
+        config = SimConfig(registry=registry, scenario=load_scenario("incidents"), seed=1, start=start,
+                           sim_duration=sim_s, speed=0, offline_at_end=False, client_prefix="gulou-test-sim")
+        summary = await run_simulation(config, broker)
+        out["summary"] = summary
+        assert await _until(lambda: p.collector.totals.received >= summary.published, 20)
+        assert await p.rules.drain(timeout=20)
+        # Every transition the engine made must reach both outside channels.
+        made = p.rules.engine.stats.transitions
+        await _until(lambda: len(hook.received) >= made and len(mqtt) >= made, 20)
+        p.rules.tick()  # the clock at the end of the run must not invent silent devices
+        assert await p.rules.drain(timeout=10)
+        await asyncio.sleep(0.3)
+        out["transitions"] = p.rules.engine.stats.transitions
+        out["active"] = p.rules.engine.active()
+        reader.cancel()
+
+    await run_pipeline(settings, registry, stop, clock="event", on_ready=play)
+    return out
+
+
+async def _until(predicate: Any, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(predicate())
+
+
+@pytest.mark.timeout(120)
+def test_incidents_fire_resolve_and_deliver_on_time(own_mosquitto: Mosquitto, registry: Registry,
+                                                     webhook: Webhook, tmp_path: Path) -> None:
+    scenario = load_scenario("incidents")
+    expectations, targets = _expectations(scenario, registry)
+    subset = _subset(registry, {d for ids in targets.values() for d in ids})
+    assert len(subset) <= 12
+    # Long enough for the last incident to end and every device to report once more.
+    last_end = max(inc.at + inc.duration for inc in scenario.incidents)
+    sim_s = last_end + 2 * max(d.interval_s for d in subset)
+    start = (datetime.now(UTC) - timedelta(seconds=sim_s + 3600)).replace(second=0, microsecond=0)
+    result = asyncio.run(_run(own_mosquitto.url, subset, webhook, tmp_path / "gulou.db", start, sim_s))
+
+    assert result["summary"].unsent == 0
+    mqtt = result["mqtt"]
+    events = [m for m in mqtt if m["event"] in ("firing", "resolved")]
+
+    def offset(stamp: str) -> float:
+        return (datetime.fromisoformat(stamp) - start).total_seconds()
+
+    for exp in expectations:
+        for device in targets[exp.incident]:
+            fired = [m for m in events if m["rule_id"] == exp.rule_id and m["device_id"] == device
+                     and m["event"] == "firing"]
+            assert fired, f"{exp.rule_id} never fired on {device}"
+            first = offset(fired[0]["first_seen"])
+            lo, hi = exp.fire
+            assert lo <= first <= hi, f"{exp.rule_id} on {device} fired at +{first:.0f} s, expected {lo:.0f}..{hi:.0f}"
+            if exp.resolve is None:
+                continue
+            resolved = [m for m in events if m["alert_id"] == fired[0]["alert_id"] and m["event"] == "resolved"]
+            assert resolved, f"{exp.rule_id} on {device} did not resolve"
+            at = offset(resolved[0]["resolved_at"])
+            lo, hi = exp.resolve
+            assert lo <= at <= hi, f"{exp.rule_id} on {device} resolved at +{at:.0f} s, expected {lo:.0f}..{hi:.0f}"
+    # Tilt tiers escalate in order on each monitoring point.
+    tilt = targets[next(i for i, inc in enumerate(scenario.incidents) if inc.kind == "building_tilt")]
+    for device in tilt:
+        times = [next(offset(m["first_seen"]) for m in events if m["rule_id"] == f"structure-tilt-{tier}"
+                      and m["device_id"] == device) for tier in ("yellow", "orange", "red")]
+        assert times == sorted(times)
+    # Only the silent station goes offline: no absence alert from the event clock, none at the end of the run.
+    offline = {m["device_id"] for m in events if m["rule_id"].startswith("device-offline")}
+    silent = targets[next(i for i, inc in enumerate(scenario.incidents) if inc.kind == "device_silent")]
+    assert offline == set(silent)
+    assert result["active"] == [], [(a["rule_id"], a["device_id"]) for a in result["active"]]
+    # Every firing and resolution reached MQTT on its topic and the webhook, correctly signed.
+    assert len(mqtt) == result["transitions"]
+    for m in mqtt:
+        assert m["topic"] == f"gulou/alerts/{m['domain']}/{m['device_id']}"
+    assert webhook.bad_signatures == 0
+    assert {(m["alert_id"], m["event"]) for m in webhook.received} == {(m["alert_id"], m["event"]) for m in mqtt}
+    assert {m["domain"] for m in events} == {"air", "water", "waste", "parking", "structure"}
+
+
+@pytest.mark.timeout(120)
+def test_demo_accounts_for_every_message(tmp_path: Path) -> None:
+    store = tmp_path / "demo.db"
+    done = subprocess.run([sys.executable, "-m", "gulou", "demo", "--sim-hours", "1", "--speed", "3600", "--json",
+                           "--store", str(store)], capture_output=True, text=True, timeout=110,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["published"] > 0 and result["unaccounted"] == 0
+    assert result["stored"] + result["rejected"] + result["spooled"] == result["published"]
+    # The run ends without every device announcing it went offline.
+    assert not [a for a in result["alerts"] if a["rule_id"].startswith("device-offline")]

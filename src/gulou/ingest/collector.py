@@ -22,9 +22,10 @@ from gulou.devices.contract import (
     StatusUpdate,
 )
 from gulou.devices.registry import Registry
-from gulou.ingest.influx import SinkRejected, point_line, status_line
+from gulou.ingest.influx import SinkRejected, encode_line, point_line, status_line
 from gulou.ingest.mqtt_link import Incoming, LinkConfig, MqttLink
 from gulou.ingest.records import Batch, DeadLetter, Point, StatusEvent
+from gulou.ingest.sink import SinkError
 from gulou.ingest.spool import DurableWriter, SpoolFull
 from gulou.ingest.store import CountRow, EmbeddedStore
 from gulou.settings import BrokerAddress
@@ -40,6 +41,7 @@ class CollectorConfig:
     batch_size: int = 1000
     batch_wait_s: float = 0.05
     health_interval_s: float = 5.0
+    completeness_interval_s: float = 60.0
     max_future: timedelta = timedelta(minutes=5)
 
 
@@ -115,6 +117,7 @@ class Collector:
     # -- the writer thread --------------------------------------------------------------------------------------
     def _write_loop(self) -> None:
         next_health = time.monotonic()
+        next_completeness = time.monotonic() + self.config.completeness_interval_s
         pending: list[Incoming] = []
         try:
             while True:
@@ -131,6 +134,9 @@ class Collector:
                 if time.monotonic() >= next_health:
                     self._write_health()
                     next_health = time.monotonic() + self.config.health_interval_s
+                if self.writer is not None and time.monotonic() >= next_completeness:
+                    self._write_completeness()
+                    next_completeness = time.monotonic() + self.config.completeness_interval_s
                 if self._stop.is_set() and self._queue.empty() and not pending:
                     break
         except BaseException as exc:  # infrastructure failure: surface loudly, never ack what is not stored
@@ -270,6 +276,26 @@ class Collector:
             "seconds_since_message": None if last is None else round(now - last, 1),
             "uptime_s": round(now - self._started, 1), "spool": spool, "updated_at": datetime.now(UTC).isoformat(),
         }
+
+    def _write_completeness(self) -> None:
+        """Per device, the current and previous hour's expected/received/stored counts, for the dashboard."""
+        assert self.writer is not None
+        write_lines = getattr(self.writer.sink, "write_lines", None)
+        if write_lines is None or self.writer.pending:
+            return  # during an outage the spool has priority; the figures are rewritten next time
+        now_ms = int(time.time() * 1000)
+        since = now_ms - now_ms % HOUR_MS - HOUR_MS
+        lines = [
+            encode_line("completeness", {"device": row["device_id"], "domain": row["domain"], "street": row["street"]},
+                        {"expected": int(row["expected"]), "received": int(row["received"]),
+                         "stored": int(row["stored"]), "rejected": int(row["rejected"]), "ratio": float(row["ratio"])},
+                        row["hour_ms"])
+            for row in self.store.completeness(since, now_ms, self.decoder.registry)
+        ]
+        try:
+            write_lines(lines)
+        except SinkError as exc:
+            log.warning("completeness figures not written: %s", exc)
 
     def _write_health(self) -> None:
         health = self.health()

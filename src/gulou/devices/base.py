@@ -40,7 +40,8 @@ class PayloadBase(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
     ts: AwareDatetime | int
-    seq: int | None = Field(default=None, ge=0)
+    # Bounded above too: stores keep it as a signed 64-bit integer (SQLite INTEGER, line protocol i64).
+    seq: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
     def metrics(self) -> dict[str, float | int | bool]:
         """The metric values present in this payload."""

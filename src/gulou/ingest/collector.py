@@ -178,7 +178,6 @@ class Collector:
                 counts[(hour, device, domain, "rejected", result.reason)] += 1
                 dead.append(DeadLetter(m.topic, m.payload, result.reason, result.detail, recv_ms,
                                        result.device_id, result.domain))
-                self.totals.by_reason[result.reason] += 1
                 continue
             decoded.append(result)
             valid.append(m)
@@ -220,6 +219,7 @@ class Collector:
         t.rejected += len(dead)
         t.batches += 1
         t.by_domain.update(by_domain)
+        t.by_reason.update(d.reason for d in dead)
         if outcome == "stored":
             t.stored += len(batch)
         elif outcome == "spooled":

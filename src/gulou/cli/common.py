@@ -53,4 +53,8 @@ broker_option = click.option(
     "--broker", default=None, metavar="URL",
     help="mqtt://HOST:PORT or mqtts://HOST:PORT (env GULOU_BROKER; default: an embedded broker).",
 )
+store_option = click.option(
+    "--store", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="Embedded store file (env GULOU_STORE; default gulou-data/gulou.db).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

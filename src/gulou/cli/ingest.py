@@ -22,13 +22,12 @@ from gulou.cli.common import (
     open_registry,
     registry_option,
     setup_logging,
+    store_option,
 )
 from gulou.devices.base import DOMAINS
 from gulou.ingest.service import IngestOptions, build_collector, default_client_id, open_store
 
 log = logging.getLogger(__name__)
-store_option = click.option("--store", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                            help="Embedded store file (env GULOU_STORE; default gulou-data/gulou.db).")
 
 
 @click.command()

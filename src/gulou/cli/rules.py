@@ -17,6 +17,7 @@ from gulou.cli.common import (
     open_registry,
     registry_option,
     setup_logging,
+    store_option,
 )
 from gulou.rules.model import AnyRule, RuleError, load_rules, summarise
 
@@ -25,10 +26,6 @@ log = logging.getLogger(__name__)
 rules_option = click.option(
     "--rules", "rule_files", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
     help="Rule file(s) (repeatable; default: the shipped rule set).",
-)
-store_option = click.option(
-    "--store", type=click.Path(path_type=Path, dir_okay=False), default=None,
-    help="Embedded store file (env GULOU_STORE; default gulou-data/gulou.db).",
 )
 
 

@@ -23,15 +23,13 @@ from gulou.cli.common import (
     open_registry,
     registry_option,
     setup_logging,
+    store_option,
 )
 from gulou.ingest.store import EmbeddedStore
 from gulou.pipeline import Pipeline, run_pipeline
 from gulou.settings import Settings
 from gulou.simulators.publisher import SimConfig, SimProgress, SimSummary, SimulationError, run_simulation
 from gulou.simulators.scenario import ScenarioError, load_scenario
-
-store_option = click.option("--store", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                            help="Embedded store file (env GULOU_STORE; default gulou-data/gulou.db).")
 
 
 def _install_signals(stop: asyncio.Event) -> None:

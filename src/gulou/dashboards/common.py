@@ -168,11 +168,6 @@ def steps(base: str, *levels: tuple[float, str]) -> dash.ThresholdsConfig:
     return dash.ThresholdsConfig().mode(model.ThresholdsMode.ABSOLUTE).steps(items)
 
 
-def aqi_thresholds(breakpoints: tuple[float, ...] = (50, 100, 150, 200, 300)) -> dash.ThresholdsConfig:
-    """AQI category colours at the given band edges (AQI itself or a pollutant's concentration)."""
-    return steps(AQI_BANDS[0][1], *((bp, band[1]) for bp, band in zip(breakpoints, AQI_BANDS[1:], strict=True)))
-
-
 def range_mappings(bands: list[tuple[float | None, float | None, str, str]]) -> list[model.ValueMapping]:
     """Value mappings from numeric ranges to a label and colour: (from, to, text, colour)."""
     result: list[model.ValueMapping] = []

@@ -9,6 +9,7 @@ from grafana_foundation_sdk.builders import statetimeline, timeseries
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
+from gulou.dashboards import aqi
 from gulou.dashboards.common import (
     InfluxQL,
     base_dashboard,
@@ -40,6 +41,7 @@ WATER_UID = "gulou-water"
 AIR_FILTER = "\"street\" =~ /^$street$/ AND \"device\" =~ /^$device$/"
 WATER_FILTER = "\"site\" =~ /^$section$/"
 TZ = "tz('Asia/Shanghai')"
+AQI_ROW_H = 8  # the AQI row sits on top of the air dashboard; the pollutant panels start below it
 
 
 def _limit_lines(panel: timeseries.Panel, limits: list[tuple[float, str]]) -> timeseries.Panel:
@@ -79,7 +81,8 @@ def air_daily() -> timeseries.Panel:
                    description="Daily means (00:00–24:00 Beijing time). Thresholds: PM2.5 60 (GB 3095-2026) "
                                "and 75 (GB 3095-2012); PM10 120 / 150.")
     panel = panel.draw_style(common.GraphDrawStyle.BARS).fill_opacity(60).time_from("now-30d")
-    return dashed_thresholds(panel, steps("green", (60, "orange"), (75, "red"))).grid_pos(grid(0, 24, 12, 8))
+    panel = dashed_thresholds(panel, steps("green", (60, "orange"), (75, "red")))
+    return panel.grid_pos(grid(0, AQI_ROW_H + 24, 12, 8))
 
 
 def good_day_ratio() -> dash.Panel:
@@ -102,7 +105,7 @@ def good_day_ratio() -> dash.Panel:
                     "right": {"matcher": {"id": "byName", "options": "valid_days"}}}))
         .thresholds(steps("red", (GOOD_DAY_TARGET - 0.05, "orange"), (GOOD_DAY_TARGET, "green")))
         .min(0).max(1)
-        .grid_pos(grid(12, 24, 12, 8))
+        .grid_pos(grid(12, AQI_ROW_H + 24, 12, 8))
     )
     return cast(dash.Panel, panel)
 
@@ -113,8 +116,11 @@ def build_air() -> dash.Dashboard:
                            "Hourly pollutants per station against GB 3095, daily means and the good-day ratio.")
     board = board.with_variable(tag_variable("street", "街道 Street", "air", "street"))
     board = board.with_variable(tag_variable("device", "站点 Station", "air", "device", "\"street\" =~ /^$street$/"))
+    board = board.with_panel(aqi.worst_now(AIR_FILTER, grid(0, 0, 4, 8)))
+    board = board.with_panel(aqi.by_station(AIR_FILTER, grid(4, 0, 8, 8)))
+    board = board.with_panel(aqi.hourly(AIR_FILTER, grid(12, 0, 12, 8)))
     for index, metric in enumerate(AIR_LIMITS):
-        board = board.with_panel(air_hourly(metric, (index % 2) * 12, (index // 2) * 8))
+        board = board.with_panel(air_hourly(metric, (index % 2) * 12, AQI_ROW_H + (index // 2) * 8))
     return board.with_panel(air_daily()).with_panel(good_day_ratio())
 
 

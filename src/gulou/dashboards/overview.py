@@ -12,21 +12,19 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import geomap as geomap_model
 
+from gulou.dashboards import aqi
 from gulou.dashboards.common import (
-    AQI_BANDS,
     GAZETTEER_PATH,
     InfluxQL,
-    aqi_thresholds,
     base_dashboard,
     datasource_ref,
     grid,
-    range_mappings,
     single,
     steps,
     tabular,
     tag_variable,
 )
-from gulou.dashboards.limits import PM25_AQI_BREAKPOINTS, water_thresholds
+from gulou.dashboards.limits import water_thresholds
 from gulou.devices.registry import Registry
 
 UID = "gulou-overview"
@@ -108,27 +106,9 @@ class _Fixed(cogbuilder.Builder[geomap_model.MapViewConfig]):
         return self._value
 
 
-def aqi_now() -> dash.Panel:
-    """PM2.5 1-h mean per station coloured by its AQI category (HJ 633-2026 PM2.5 breakpoints)."""
-    bands: list[tuple[float | None, float | None, str, str]] = [
-        (None, PM25_AQI_BREAKPOINTS[0], AQI_BANDS[0][2], AQI_BANDS[0][1])]
-    edges = (*PM25_AQI_BREAKPOINTS, None)
-    for low, high, band in zip(PM25_AQI_BREAKPOINTS, edges[1:], AQI_BANDS[1:], strict=True):
-        bands.append((low, high, band[2], band[1]))
-    return cast(dash.Panel, (
-        single("空气质量 AQI 类别 (PM2.5)",
-               InfluxQL('SELECT mean("pm25") FROM "air" WHERE $timeFilter AND ' + STREET + ' GROUP BY "site"',
-                        alias="$tag_site"),
-               unit="conµgm3",
-               description="Last hour's PM2.5 mean per air site, coloured and labelled with the AQI category its "
-                           "PM2.5 sub-index falls in (HJ 633-2026: 35/60/115/150/250 µg/m³ = IAQI "
-                           "50/100/150/200/300). The full AQI (max over six pollutants) is the rules engine's; "
-                           "it is not stored in the time-series schema.")
-        .time_from("1h")
-        .thresholds(aqi_thresholds(PM25_AQI_BREAKPOINTS))
-        .mappings(range_mappings(bands))
-        .grid_pos(grid(12, 0, 12, 5))
-    ))
+def aqi_now() -> list[dash.Panel]:
+    """The worst station's AQI now and every station's AQI category, from the rules engine's ``aqi`` series."""
+    return [aqi.worst_now(STREET, grid(12, 0, 4, 5)), aqi.by_station(STREET, grid(16, 0, 8, 5))]
 
 
 def water_now(registry: Registry) -> dash.Panel:
@@ -204,6 +184,6 @@ def build(registry: Registry) -> dash.Dashboard:
                            "Where things stand now across Gulou: devices, air, water, waste, parking, housing safety "
                            "and alerts.", time_from="now-6h")
     board = board.with_variable(tag_variable("street", "街道 Street", "device_status", "street"))
-    for panel in (device_map(), aqi_now(), water_now(registry), *counters()):
+    for panel in (device_map(), *aqi_now(), water_now(registry), *counters()):
         board = board.with_panel(panel)
     return board

@@ -18,6 +18,7 @@ from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER, Decoder, Rea
 from gulou.devices.registry import Registry
 from gulou.rules.alert_store import AlertStore
 from gulou.rules.alerts import AlertTransition
+from gulou.rules.derived import AqiWriter
 from gulou.rules.engine import Engine, Item
 from gulou.rules.model import AnyRule
 from gulou.rules.notify import (
@@ -62,7 +63,7 @@ class RulesService:
                  channels: Sequence[Channel] | None = None, clock: Clock = "wall", lateness_s: float = 600.0,
                  renotify_s: float | None = 3600.0, queue_size: int = 100_000, tick_s: float = 5.0,
                  save_every_s: float = 30.0, retry_attempts: int = 4, retry_backoff_s: float = 0.5,
-                 redeliver_s: float = 30.0) -> None:
+                 redeliver_s: float = 30.0, derived_flush_s: float = 1.0, derived_batch_lines: int = 500) -> None:
         self.settings = settings
         self.registry = registry
         self.engine = Engine(rules, registry, lateness_s=lateness_s, default_renotify_s=renotify_s)
@@ -93,6 +94,10 @@ class RulesService:
                           backoff_s=retry_backoff_s, redeliver_s=redeliver_s)
             for c in chosen
         ]
+        # The hourly AQI of every air reading goes to the time-series store as the ``aqi`` measurement.
+        self.aqi_writer = AqiWriter(influx, registry, flush_s=derived_flush_s, batch_lines=derived_batch_lines,
+                                    attempts=retry_attempts, backoff_s=retry_backoff_s,
+                                    redeliver_s=redeliver_s) if influx is not None else None
 
     def default_channels(self, influx: Any | None) -> list[Channel]:
         """Log and store always; MQTT when a broker is given; webhook, DingTalk, WeCom when configured."""
@@ -138,6 +143,11 @@ class RulesService:
                     tasks.append(tg.create_task(w.redeliver(), name=f"rules-redeliver-{w.channel.name}"))
                 if self.broker is not None:
                     tasks.append(tg.create_task(self._alert_publisher(), name="rules-mqtt-publisher"))
+                if self.aqi_writer is not None:
+                    w = self.aqi_writer.worker
+                    tasks += [tg.create_task(self.aqi_writer.run(), name="rules-aqi-flush"),
+                              tg.create_task(w.run(), name="rules-deliver-aqi"),
+                              tg.create_task(w.redeliver(), name="rules-redeliver-aqi")]
                 await self._stop.wait()
                 await self.drain(timeout=5.0)
                 for t in tasks:
@@ -150,11 +160,13 @@ class RulesService:
         self._stop.set()
 
     async def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued item is evaluated and every notification handed to its channel."""
+        """Wait until items are evaluated, notifications handed to channels and derived lines written or kept."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.queue.empty() and all(w.queue.empty() for w in self.workers) and not self._busy:
-                return True
+                if self.aqi_writer is None:
+                    return True
+                return await self.aqi_writer.settle(deadline - time.monotonic())
             await asyncio.sleep(0.02)
         return False
 
@@ -180,6 +192,8 @@ class RulesService:
     def _process_one(self, item: Item) -> None:
         try:
             self.dispatch(self.engine.process(item))
+            if self.aqi_writer is not None:
+                self.aqi_writer.observe(item)
             if self.clock == "event":
                 when = item.ts if isinstance(item, Reading | StatusUpdate) else \
                     datetime.fromtimestamp(item.ts_ms / 1000, UTC)
@@ -270,7 +284,8 @@ class RulesService:
         """Counters for health output."""
         return {"queued": self.queue.qsize(), "dropped": self.dropped, "engine": vars(self.engine.stats).copy(),
                 "channels": {w.channel.name: dict(w.stats) for w in self.workers},
-                "active_alerts": len(self.engine.book.active)}
+                "active_alerts": len(self.engine.book.active),
+                "derived": {"aqi": self.aqi_writer.stats()} if self.aqi_writer is not None else {}}
 
 
 class MqttSource:

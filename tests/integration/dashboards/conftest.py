@@ -24,6 +24,7 @@ from gulou.devices.contract import Decoder, Reading, StatusUpdate, status_topic,
 from gulou.devices.registry import Registry
 from gulou.ingest.influx import encode_line, line_protocol
 from gulou.ingest.records import Batch, Point, StatusEvent
+from gulou.rules.standards import aqi
 from tests.servers import free_port, require_binary, wait_for_port
 
 DATABASE = "gulou"
@@ -234,9 +235,27 @@ def _ops_lines(registry: Registry, start_ms: int, end_ms: int) -> list[str]:
     return lines
 
 
+AQI_INPUTS = ("pm25", "pm10", "so2", "no2", "o3", "co")
+AQI_LEVELS = ("一级", "二级", "三级", "四级", "五级", "六级")
+
+
+def _aqi_lines(points: Iterable[Point]) -> list[str]:
+    """The ``aqi`` rows the rules engine writes: hourly AQI of each air reading, by its date's HJ 633 edition."""
+    lines: list[str] = []
+    for p in points:
+        values = {k: float(v) for k, v in p.values.items() if k in AQI_INPUTS}
+        if p.domain != "air" or not values:
+            continue
+        result = aqi(values, datetime.fromtimestamp(p.ts_ms / 1000, UTC), "hourly")
+        lines.append(encode_line("aqi", {"device": p.device_id, "street": p.street, "site": p.site}, {
+            "aqi": result.aqi, "level": AQI_LEVELS.index(result.level) + 1, "category": result.category,
+            "primary": ",".join(result.primary_pollutants), "standard": result.standard}, p.ts_ms))
+    return lines
+
+
 @pytest.fixture(scope="session")
 def loaded_influx(influxd: Influx, registry: Registry) -> Influx:
-    """influxd holding ~a day of data for every registry device plus pipeline/completeness/alerts rows."""
+    """influxd holding ~a day of data for every registry device plus aqi/pipeline/completeness/alerts rows."""
     now = datetime.now(UTC).replace(microsecond=0)
     end = now - timedelta(minutes=5)
     start = end - timedelta(hours=HOURS)
@@ -255,5 +274,6 @@ def loaded_influx(influxd: Influx, registry: Registry) -> Influx:
     influxd.start_ms = min(stamps) - 3_600_000
     influxd.end_ms = max(int(now.timestamp() * 1000), max(stamps) + 60_000)
     influxd.write(line_protocol(batch))
+    influxd.write(_aqi_lines(batch.points))
     influxd.write(_ops_lines(registry, int(start.timestamp() * 1000), int(end.timestamp() * 1000)))
     return influxd

@@ -125,3 +125,23 @@ def test_active_alert_count_ignores_resolved_pairs(loaded_influx: Influx, boards
     counts = {s["tags"]["severity"]: s["values"][0][1] for s in body["results"][0]["series"]}
     # Five pairs fired (medium, high, critical, low, high); the medium one was resolved afterwards.
     assert counts == {"high": 2, "critical": 1, "low": 1}
+
+
+def _series_values(influx: Influx, query: str, values: dict[str, list[str]]) -> dict[str, float]:
+    body = influx.query(_substitute(query, influx, values))
+    return {s.get("tags", {}).get("device", s["name"]): s["values"][-1][1] for s in body["results"][0]["series"]}
+
+
+def test_aqi_panels_read_the_aqi_series(loaded_influx: Influx, registry: Registry,
+                                        boards: dict[str, dict[str, Any]]) -> None:
+    air_devices = {d.id for d in registry if d.domain == "air"}
+    for name in ("overview.json", "air.json"):
+        values = _resolve_variables(loaded_influx, boards[name])
+        panels = {p["title"]: p for p in boards[name]["panels"] if "AQI" in p["title"]}
+        station = next(p for t, p in panels.items() if t.startswith("各站"))
+        worst = next(p for t, p in panels.items() if t.startswith("AQI 最差"))
+        latest = _series_values(loaded_influx, station["targets"][0]["query"], values)
+        assert set(latest) == air_devices, name
+        assert all(isinstance(v, int) and 0 <= v <= 500 for v in latest.values()), name
+        for target in worst["targets"]:
+            assert list(_series_values(loaded_influx, target["query"], values).values()) == [max(latest.values())], name

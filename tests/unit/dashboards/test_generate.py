@@ -119,10 +119,43 @@ def test_air_limits_are_drawn_and_labelled(boards: dict[str, dict[str, Any]]) ->
     assert pm25["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
 
 
-def test_aqi_panel_uses_the_standard_colours(boards: dict[str, dict[str, Any]]) -> None:
-    aqi = next(p for p in boards["overview.json"]["panels"] if "AQI" in p["title"])
-    colours = [s["color"] for s in aqi["fieldConfig"]["defaults"]["thresholds"]["steps"]]
-    assert colours == ["#00E400", "#FFFF00", "#FF7E00", "#FF0000", "#99004C", "#7E0023"]
+AQI_COLOURS = ["#00E400", "#FFFF00", "#FF7E00", "#FF0000", "#99004C", "#7E0023"]
+AQI_WORDS = ["优", "良", "轻度污染", "中度污染", "重度污染", "严重污染"]
+
+
+def _aqi_words(mappings: list[dict[str, Any]]) -> list[tuple[float | None, float | None, str, str]]:
+    return [(m["options"]["from"], m["options"]["to"], m["options"]["result"]["text"], m["options"]["result"]["color"])
+            for m in mappings]
+
+
+@pytest.mark.parametrize(("board", "where"), [
+    ("overview.json", '"street" =~ /^$street$/'),
+    ("air.json", '"street" =~ /^$street$/ AND "device" =~ /^$device$/'),
+])
+def test_aqi_panels_use_the_aqi_series_and_the_standard_colours(boards: dict[str, dict[str, Any]], board: str,
+                                                                where: str) -> None:
+    panels = [p for p in boards[board]["panels"] if "AQI" in p["title"]]
+    assert len(panels) >= 2
+    expected_words = list(zip([0, 51, 101, 151, 201, 301], [50, 100, 150, 200, 300, None], AQI_WORDS, AQI_COLOURS,
+                              strict=True))
+    for panel in panels:
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert [s["color"] for s in steps] == AQI_COLOURS, panel["title"]
+        assert [s["value"] for s in steps] == [None, 51, 101, 151, 201, 301], panel["title"]
+        assert all('FROM "aqi"' in t["query"] and where in t["query"] for t in panel["targets"]), panel["title"]
+    station = next(p for p in panels if p["title"].startswith("各站"))
+    assert station["targets"][0]["query"] == \
+        f'SELECT last("aqi") FROM "aqi" WHERE $timeFilter AND {where} GROUP BY "device"'
+    assert _aqi_words(station["fieldConfig"]["defaults"]["mappings"]) == expected_words
+    worst = next(p for p in panels if p["title"].startswith("AQI 最差"))
+    assert [t["query"] for t in worst["targets"]] == [
+        f'SELECT max("a") FROM (SELECT last("aqi") AS "a" FROM "aqi" WHERE $timeFilter AND {where} '
+        'GROUP BY "device")'] * 2
+    # The number on its own, the category word from the same value next to it.
+    (override,) = worst["fieldConfig"]["overrides"]
+    assert override["matcher"] == {"id": "byFrameRefID", "options": "B"}
+    assert _aqi_words(override["properties"][0]["value"]) == expected_words
+    assert not worst["fieldConfig"]["defaults"].get("mappings")
 
 
 def test_cli_check_reports_stale_files(tmp_path: Path) -> None:

@@ -1,0 +1,148 @@
+"""The rules service writes an ``aqi`` line per air reading (HJ 633 by observation date), batched and retried."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from gulou.devices.contract import Reading, StatusUpdate
+from gulou.devices.registry import Registry
+from gulou.ingest.records import Point
+from gulou.rules.derived import AqiWriter, BoundedOutbox
+from gulou.rules.model import load_rules
+from gulou.rules.service import RulesService
+from gulou.settings import Settings
+
+FULL = {"pm25": 80.0, "pm10": 100.0, "so2": 10.0, "no2": 50.0, "o3": 120.0, "co": 0.8,
+        "temperature": 12.5, "humidity": 70.0}
+
+
+class FakeInflux:
+    """Collects ``write_lines`` batches; fails the first ``fail_first`` calls like an unreachable server."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.batches: list[list[str]] = []
+        self.fail_first = fail_first
+        self.calls = 0
+
+    def write_lines(self, lines: Iterable[str]) -> None:
+        self.calls += 1
+        if self.calls <= self.fail_first:
+            raise ConnectionError("connection refused")
+        self.batches.append(list(lines))
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for batch in self.batches for line in batch]
+
+
+def _ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+def _reading(registry: Registry, device_id: str, ts: datetime, values: dict[str, float]) -> Reading:
+    device = registry.get(device_id)
+    assert device is not None
+    return Reading(device=device, ts=ts, seq=None, values=dict(values))
+
+
+def _run(service: RulesService, items: list[object]) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(service.run())
+        for item in items:
+            assert service.offer(item)  # type: ignore[arg-type]
+        assert await service.drain(timeout=10)
+        service.stop()
+        await task
+
+    asyncio.run(main())
+
+
+def test_air_readings_become_aqi_lines_rated_by_the_standard_of_their_date(registry: Registry) -> None:
+    influx = FakeInflux()
+    service = RulesService(Settings(), registry, load_rules(), influx=influx, channels=[])
+    feb = datetime(2026, 2, 10, 2, tzinfo=UTC)  # 10:00 China time: HJ 633-2012
+    # 2026-02-28 17:00 UTC is already 2026-03-01 01:00 in China: HJ 633-2026 applies.
+    march = datetime(2026, 2, 28, 17, tzinfo=UTC)
+    clean = datetime(2026, 2, 10, 3, tzinfo=UTC)
+    ozone = datetime(2026, 3, 5, 2, tzinfo=UTC)
+    water = next(d for d in registry if d.domain == "water")
+    air = registry.get("aq-001")
+    assert air is not None
+    _run(service, [
+        _reading(registry, "aq-001", feb, FULL),
+        _reading(registry, "aq-001", march, FULL),
+        _reading(registry, "aq-002", clean, {"pm25": 20.0, "pm10": 30.0}),
+        StatusUpdate(device=air, ts=ozone, online=True, battery=None, rssi=None),
+        _reading(registry, water.id, ozone, {"do": 6.0}),
+        _reading(registry, "aq-001", ozone, {"temperature": 20.0}),  # no pollutant: nothing to rate
+        Point(device_id="aq-003", domain="air", type="air_station", street="东街街道", site="air-dj-03",
+              ts_ms=_ms(ozone), values={"pm25": 30.0, "pm10": 40.0, "o3": 210.0, "no2": 40.0}),
+    ])
+    # By hand (standards.md §1): PM2.5 80 µg/m³ on the 2012 column 75–115 → 100 + 50/40 × 5 = 106.25 → 107;
+    # PM10 100 → 75, SO2 1 h 10 → 4, NO2 1 h 50 → 25, O3 1 h 120 → 38, CO 1 h 0.8 → 8.
+    # On the 2026 PM2.5 column 60–115: 100 + 50/55 × 20 = 118.2 → 119 (PM10 2026: 50 + 50/70 × 50 → 86).
+    # PM2.5 20 → 28.6 → 29, PM10 30 → 30: AQI 30, 优, no primary pollutant.
+    # O3 1 h 210 → 100 + 50/100 × 10 = 105 (PM2.5 30 → 43, PM10 40 → 40, NO2 40 → 20): primary O3.
+    assert influx.lines == [
+        'aqi,device=aq-001,site=air-wq-01,street=温泉街道 aqi=107i,level=3i,category="轻度污染",primary="pm25",'
+        f'standard="HJ 633-2012 / GB 3095-2012" {_ms(feb)}',
+        'aqi,device=aq-001,site=air-wq-01,street=温泉街道 aqi=119i,level=3i,category="轻度污染",primary="pm25",'
+        f'standard="HJ 633-2026 / GB 3095-2026" {_ms(march)}',
+        'aqi,device=aq-002,site=air-gx-02,street=鼓西街道 aqi=30i,level=1i,category="优",primary="",'
+        f'standard="HJ 633-2012 / GB 3095-2012" {_ms(clean)}',
+        'aqi,device=aq-003,site=air-dj-03,street=东街街道 aqi=105i,level=3i,category="轻度污染",primary="o3",'
+        f'standard="HJ 633-2026 / GB 3095-2026" {_ms(ozone)}',
+    ]
+    stats = service.stats()["derived"]["aqi"]
+    assert stats["rated"] == 4 and stats["delivered"] == len(influx.batches) >= 1
+
+
+def test_lines_are_batched_by_size_and_by_time(registry: Registry) -> None:
+    influx = FakeInflux()
+    writer = AqiWriter(influx, registry, batch_lines=3)
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    for minute in range(7):
+        writer.observe(_reading(registry, "aq-001", start.replace(minute=minute), {"pm25": 40.0 + minute}))
+    # Two full batches went to the delivery queue at once; one line waits for the periodic flush.
+    assert writer.worker.queue.qsize() == 2 and writer.stats()["buffered"] == 1
+    writer.flush()
+    assert writer.worker.queue.qsize() == 3 and writer.stats()["buffered"] == 0
+
+    async def deliver() -> None:
+        worker = asyncio.create_task(writer.worker.run())
+        assert await writer.settle(timeout=10)
+        worker.cancel()
+
+    asyncio.run(deliver())
+    assert [len(b) for b in influx.batches] == [3, 3, 1]
+    # PM2.5 40 and 41 µg/m³ on the 2026 column 35–60: 50 + 50/25 × 5 = 60 and 50 + 50/25 × 6 = 62.
+    assert [line.split(" ")[1].split(",")[0] for line in influx.lines][:2] == ["aqi=60i", "aqi=62i"]
+
+
+def test_a_failing_store_is_retried_then_the_batch_is_delivered(registry: Registry) -> None:
+    influx = FakeInflux(fail_first=2)
+    service = RulesService(Settings(), registry, [], influx=influx, channels=[], retry_backoff_s=0.01)
+    _run(service, [_reading(registry, "aq-001", datetime(2026, 5, 1, tzinfo=UTC), {"pm25": 35.0})])
+    stats = service.stats()["derived"]["aqi"]
+    assert (stats["retries"], stats["delivered"], stats["kept"]) == (2, 1, 0)
+    assert len(influx.lines) == 1 and " aqi=50i,level=1i," in influx.lines[0]
+
+
+def test_unrateable_values_are_counted_not_written(registry: Registry) -> None:
+    influx = FakeInflux()
+    writer = AqiWriter(influx, registry)
+    assert writer.observe(_reading(registry, "aq-001", datetime(2026, 5, 1, tzinfo=UTC), {"pm25": -5.0})) is None
+    assert writer.stats()["unrated"] == 1 and writer.stats()["buffered"] == 0
+
+
+def test_the_outbox_keeps_a_bounded_number_of_batches_and_counts_what_it_drops() -> None:
+    outbox = BoundedOutbox(limit=2)
+    for index in range(4):
+        outbox.keep("aqi", {"lines": [f"l{index}a", f"l{index}b"]}, 4, "down")
+    assert [p["lines"][0] for _, p in outbox.pending("aqi")] == ["l2a", "l3a"]
+    assert (outbox.dropped_batches, outbox.dropped_lines) == (2, 4)
+    first_id = outbox.pending("aqi")[0][0]
+    outbox.delivered(first_id)
+    assert len(outbox) == 1

@@ -22,8 +22,11 @@ def bench() -> None:
 @click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Collector processes in one shared-subscription group.")
 @click.option("--batch-size", type=click.IntRange(1, 20000), default=1000, show_default=True)
+@click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Pace the pipeline phase at this many msg/s (0 = burst, flat out). Paced runs give the "
+                   "latency at a sustainable load; bursts measure capacity and loss.")
 @json_option
-def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int, batch_size: int,
+def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int, batch_size: int, rate: float,
                  as_json: bool) -> None:
     """Publish flat out through Mosquitto; report msgs/s end to end, latency, loss, RSS vs the raw broker."""
     influx: dict[str, str] = {}
@@ -35,7 +38,7 @@ def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int,
             "influx_url": settings.influx_url, "influx_org": settings.influx_org,
             "influx_bucket": settings.influx_bucket, "influx_token": settings.influx_secret()}.items() if v}
     config = BenchConfig(messages=messages, devices=devices, qos=int(qos), sink=sink, workers=workers,
-                         batch_size=batch_size, influx=influx)
+                         batch_size=batch_size, rate=rate, influx=influx)
     try:
         result = run_bench(config, progress=lambda line: click.echo(line, err=True))
     except RuntimeError as exc:

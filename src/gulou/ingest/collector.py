@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections import Counter
@@ -58,6 +59,35 @@ class Totals:
     by_reason: Counter[str] = field(default_factory=Counter)
 
 
+class AgeSample:
+    """A bounded random sample of (store time − observation time): end-to-end latency for live devices."""
+
+    def __init__(self, size: int = 10_000, every: int = 10) -> None:
+        self.size, self.every = size, every
+        self.values: list[int] = []
+        self.seen = 0
+        self._rng = random.Random(0)
+
+    def add_batch(self, now_ms: int, points: list[Point]) -> None:
+        """Sample every n-th point of a stored batch (reservoir sampling keeps memory fixed)."""
+        for p in points[:: self.every]:
+            self.seen += 1
+            if len(self.values) < self.size:
+                self.values.append(now_ms - p.ts_ms)
+            else:
+                slot = self._rng.randrange(self.seen)
+                if slot < self.size:
+                    self.values[slot] = now_ms - p.ts_ms
+
+    def percentiles(self) -> dict[str, int] | None:
+        """p50 and p99 in milliseconds since start, or None before anything was stored."""
+        if not self.values:
+            return None
+        ordered = sorted(self.values)
+        return {"p50": ordered[len(ordered) // 2], "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+                "samples": len(ordered)}
+
+
 class Collector:
     """One collector: an MQTT link feeding a writer thread through a bounded queue."""
 
@@ -81,6 +111,7 @@ class Collector:
         self.decoder = Decoder(registry, self.config.max_future)
         self.on_stored = on_stored
         self.totals = Totals()
+        self.ages = AgeSample()
         self.collector_id = link.client_id
         # The broker never has more than receive_maximum unacked messages out to us, so this never fills;
         # the bound is a guard, not the back-pressure mechanism.
@@ -224,6 +255,8 @@ class Collector:
             t.stored += len(batch)
         elif outcome == "spooled":
             t.spooled += len(batch)
+        if batch.points:
+            self.ages.add_batch(int(time.time() * 1000), batch.points)
         if self.on_stored is not None and decoded:
             self.on_stored(decoded)
         return True
@@ -274,7 +307,8 @@ class Collector:
             "reconnects": self.link.reconnects, "received": self.totals.received, "stored": self.totals.stored,
             "spooled": self.totals.spooled, "rejected": self.totals.rejected, "msgs_per_s": round(rate, 1),
             "seconds_since_message": None if last is None else round(now - last, 1),
-            "uptime_s": round(now - self._started, 1), "spool": spool, "updated_at": datetime.now(UTC).isoformat(),
+            "uptime_s": round(now - self._started, 1), "age_at_store_ms": self.ages.percentiles(), "spool": spool,
+            "updated_at": datetime.now(UTC).isoformat(),
         }
 
     def _write_completeness(self) -> None:

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,58 +20,17 @@ from gulou.rules.alert_store import AlertStore
 from gulou.rules.model import load_rules
 from gulou.rules.service import MqttSource, RulesService
 from gulou.settings import Settings, parse_broker_url
-from tests.servers import Mosquitto, free_port
+from tests.integration.rules.helpers import Webhook, until
+from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.integration
 SECRET = "webhook-test-secret"
 
 
-class Webhook:
-    """A real HTTP endpoint on a free port that checks the HMAC and fails the first ``fail_first`` posts."""
-
-    def __init__(self, fail_first: int) -> None:
-        self.fail_first = fail_first
-        self.received: list[dict[str, Any]] = []
-        self.failed = 0
-        self.bad_signatures = 0
-        self.lock = threading.Lock()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-                with hook.lock:
-                    if not hmac.compare_digest(expected, self.headers.get("X-Gulou-Signature", "")):
-                        hook.bad_signatures += 1
-                        status = 401
-                    elif hook.failed < hook.fail_first:
-                        hook.failed += 1
-                        status = 500
-                    else:
-                        hook.received.append(json.loads(body))
-                        status = 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def webhook() -> Iterator[Webhook]:
     """An endpoint that answers 500 to its first six posts."""
-    hook = Webhook(fail_first=6)
+    hook = Webhook(SECRET, fail_first=6)
     yield hook
     hook.close()
 
@@ -104,14 +59,6 @@ EXPECTED = {("waste-bin-fire-temperature", "bin-001-rec"), ("water-do-below-2", 
             ("waste-bin-fire-rise", "bin-001-rec"), ("water-class-worse-than-target", "wq-baima-01")}
 
 
-async def _wait(predicate: Any, timeout: float = 30.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(predicate())
 
 
 async def _scenario(url: str, registry: Registry, hook: Webhook, store_path: Path) -> dict[str, Any]:
@@ -136,7 +83,7 @@ async def _scenario(url: str, registry: Registry, hook: Webhook, store_path: Pat
         tasks = [tg.create_task(service.run()), tg.create_task(source.run()), tg.create_task(subscribe(ready))]
         await asyncio.wait_for(source.connected.wait(), 10)
         await asyncio.wait_for(ready.wait(), 10)
-        assert await _wait(lambda: service._mqtt_ready.is_set(), 10)
+        assert await until(lambda: service._mqtt_ready.is_set(), 10)
         async with aiomqtt.Client(broker.host, broker.port, identifier="gulou-test-rules-pub") as pub:
             for device_id, values in CALM.items():
                 d = registry.get(device_id)
@@ -155,8 +102,8 @@ async def _scenario(url: str, registry: Registry, hook: Webhook, store_path: Pat
                 {"ts": (BASE + timedelta(minutes=31)).isoformat(), "state": "offline"}), qos=1, retain=True)
             await pub.publish(status_topic("air", "aq-001"), b"", qos=1, retain=True)  # clear the retained one
         want = len(EXPECTED) * 2 + 1
-        assert await _wait(lambda: len(seen_mqtt) >= want), seen_mqtt
-        assert await _wait(lambda: len(hook.received) >= want), (hook.received, hook.failed)
+        assert await until(lambda: len(seen_mqtt) >= want), seen_mqtt
+        assert await until(lambda: len(hook.received) >= want), (hook.received, hook.failed)
         await asyncio.sleep(0.3)
         service.stop()
         await tasks[0]

@@ -4,16 +4,12 @@ alert fires when the script says, resolves after the incident, and reaches the w
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +22,8 @@ from gulou.rules.model import HeldRule, RateRule, load_rules
 from gulou.settings import Settings, parse_broker_url
 from gulou.simulators.publisher import SimConfig, run_simulation
 from gulou.simulators.scenario import Incident, Scenario, load_scenario, schedule
-from tests.servers import Mosquitto, free_port
+from tests.integration.rules.helpers import Webhook, until
+from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.integration
 SECRET = "scenario-webhook-secret"
@@ -37,46 +34,10 @@ ODOUR_RAMP = 0.10
 RULES = {r.id: r for r in load_rules()}
 
 
-class Webhook:
-    """A real HTTP endpoint on a free port that accepts only correctly signed alert posts."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.bad_signatures = 0
-        self.lock = threading.Lock()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-                with hook.lock:
-                    ok = hmac.compare_digest(expected, self.headers.get("X-Gulou-Signature", ""))
-                    if ok:
-                        hook.received.append(json.loads(body))
-                    else:
-                        hook.bad_signatures += 1
-                self.send_response(200 if ok else 401)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def webhook() -> Iterator[Webhook]:
     """A signed-webhook endpoint for the test."""
-    hook = Webhook()
+    hook = Webhook(SECRET)
     yield hook
     hook.close()
 
@@ -180,16 +141,16 @@ async def _run(url: str, registry: Registry, hook: Webhook, store: Path, start: 
         ready = asyncio.Event()
         reader = asyncio.create_task(subscribe(ready), name="alert-subscriber")
         await asyncio.wait_for(ready.wait(), 10)
-        await _until(lambda: p.rules is not None and p.rules._mqtt_ready.is_set(), 10)
+        await until(lambda: p.rules is not None and p.rules._mqtt_ready.is_set(), 10)
         config = SimConfig(registry=registry, scenario=load_scenario("incidents"), seed=1, start=start,
                            sim_duration=sim_s, speed=0, offline_at_end=False, client_prefix="gulou-test-sim")
         summary = await run_simulation(config, broker)
         out["summary"] = summary
-        assert await _until(lambda: p.collector.totals.received >= summary.published, 20)
+        assert await until(lambda: p.collector.totals.received >= summary.published, 20)
         assert await p.rules.drain(timeout=20)
         # Every transition the engine made must reach both outside channels.
         made = p.rules.engine.stats.transitions
-        await _until(lambda: len(hook.received) >= made and len(mqtt) >= made, 20)
+        await until(lambda: len(hook.received) >= made and len(mqtt) >= made, 20)
         p.rules.tick()  # the clock at the end of the run must not invent silent devices
         assert await p.rules.drain(timeout=10)
         await asyncio.sleep(0.3)
@@ -201,14 +162,6 @@ async def _run(url: str, registry: Registry, hook: Webhook, store: Path, start: 
     return out
 
 
-async def _until(predicate: Any, timeout: float) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(predicate())
 
 
 @pytest.mark.timeout(120)

@@ -46,6 +46,8 @@ CALM = {
 SEQUENCE = [
     ("bin-001-rec", 0, {"temperature": 70.0}),
     ("wq-baima-01", 0, {"do": 1.5}),
+    ("wq-baima-01", 5, {"do": 1.5}),
+    ("wq-baima-01", 10, {"do": 1.5}),  # the class rule needs three consecutive readings worse than target
     ("pk-001", 0, {"occupied_spots": 199}),
     ("st-001-ne", 0, {"vibration": 5.0}),
     ("bin-001-rec", 30, {"temperature": 21.0}),
@@ -56,7 +58,9 @@ SEQUENCE = [
 ]
 EXPECTED = {("waste-bin-fire-temperature", "bin-001-rec"), ("water-do-below-2", "wq-baima-01"),
             ("parking-tight", "pk-001"), ("parking-full", "pk-001"), ("structure-vibration", "st-001-ne"),
-            ("waste-bin-fire-rise", "bin-001-rec"), ("water-class-worse-than-target", "wq-baima-01")}
+            ("waste-bin-fire-rise", "bin-001-rec"), ("water-class-worse-than-target", "wq-baima-01"),
+            # DO 1.5 three times in a row is also black-odorous water in the light band.
+            ("water-black-odour-light", "wq-baima-01")}
 
 
 

@@ -38,7 +38,7 @@ SEQUENCES: dict[str, tuple[str, list[tuple[float, dict[str, Any]]]]] = {
     "air-aqi-over-300": (AIR, [(0, {"pm25": 300.0})]),
     "air-pm25-24h-class2": (AIR, hours(20, 45, pm25=80.0)),
     "air-o3-8h-over-160": (AIR, hours(6, 45, o3=200.0)),
-    "water-class-worse-than-target": (RIVER, [(0, {"nh3n": 2.5})]),
+    "water-class-worse-than-target": (RIVER, [(m, {"nh3n": 2.5}) for m in (0, 5, 10)]),
     "water-drinking-source-worse-than-iii": (DRINKING, [(0, {"nh3n": 1.2})]),
     "water-do-below-2": (RIVER, [(0, {"do": 1.5})]),
     "water-black-odour-light": (RIVER, [(m, {"do": 1.0}) for m in (0, 5, 10)]),
@@ -130,7 +130,11 @@ def test_water_class_uses_section_target(registry: Registry) -> None:
     river, drinking = registry.get(RIVER), registry.get(DRINKING)
     assert river is not None and drinking is not None
     iv = {**CALM["water_station"], "nh3n": 1.2}  # class IV: meets the inner river's IV, not the source's III
-    assert engine.process(reading(river, T0, **iv)) == []
-    fired = engine.process(reading(drinking, T0, **iv))
+    # Held for three consecutive readings before it fires.
+    for minutes in (0, 5, 10):
+        assert engine.process(reading(river, at(minutes), **iv)) == []
+    assert engine.process(reading(drinking, at(0), **iv)) == []
+    assert engine.process(reading(drinking, at(5), **iv)) == []
+    fired = engine.process(reading(drinking, at(10), **iv))
     assert len(fired) == 1
     assert "劣于目标III类" in fired[0].alert.message and "IV类" in fired[0].alert.message

@@ -185,27 +185,26 @@ class Spool:
         with self._lock:
             if not self.depth:
                 return None
-            self._skip_consumed_segment()
-            segment = self._segments[0]
-            with segment.path.open("rb") as f:
-                f.seek(self._read_offset)
-                line = f.readline()
-            parsed = _parse(line.rstrip(b"\n"))
+            segment, line, parsed = self._read_oldest()
             if parsed is None:
                 raise RuntimeError(f"spool {segment.path}: record at byte {self._read_offset} changed on disk")
             return parsed[0], decode_batch(line.rstrip(b"\n").split(b" ", 3)[3])
+
+    def _read_oldest(self) -> tuple[_Segment, bytes, tuple[int, int] | None]:
+        """The oldest pending record: its segment, raw line and (seq, points), or None if it does not parse."""
+        self._skip_consumed_segment()
+        segment = self._segments[0]
+        with segment.path.open("rb") as f:
+            f.seek(self._read_offset)
+            line = f.readline()
+        return segment, line, _parse(line.rstrip(b"\n"))
 
     def pop(self, seq: int) -> None:
         """Mark the oldest batch replayed (durably); deletes segments that are fully replayed."""
         with self._lock:
             if not self.depth:
                 raise ValueError("spool is empty")
-            self._skip_consumed_segment()
-            segment = self._segments[0]
-            with segment.path.open("rb") as f:
-                f.seek(self._read_offset)
-                line = f.readline()
-            parsed = _parse(line.rstrip(b"\n"))
+            segment, line, parsed = self._read_oldest()
             if parsed is None or parsed[0] != seq:
                 raise ValueError(f"spool: {seq} is not the oldest pending batch")
             self._write_cursor(seq)

@@ -106,6 +106,12 @@ def accounted(store_path: Path) -> dict[str, Any]:
         store.close()
 
 
+def settled(store_path: Path, total: int) -> bool:
+    """Whether ``total`` messages have been received and each stored, dead-lettered or spooled."""
+    s = accounted(store_path)
+    return bool(s["received"] >= total and s["stored"] + s["rejected"] + s["spooled"] >= total)
+
+
 def reading_keys(store_path: Path) -> set[tuple[str, str]]:
     """(device, ts) of every stored reading."""
     store = EmbeddedStore(store_path)

@@ -14,6 +14,7 @@ from tests.integration.ingest.pipeline import (
     accounted,
     reading_keys,
     run_in_thread,
+    settled,
     start_ingest,
     stop_ingest,
     telemetry_set,
@@ -22,11 +23,6 @@ from tests.integration.ingest.pipeline import (
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.integration
-
-
-def _settled(store: Path, total: int) -> bool:
-    s = accounted(store)
-    return bool(s["stored"] + s["rejected"] + s["spooled"] >= total)
 
 
 def test_every_message_stored_or_dead_lettered(own_mosquitto: Mosquitto, registry: Registry, tmp_path: Path) -> None:
@@ -38,7 +34,7 @@ def test_every_message_stored_or_dead_lettered(own_mosquitto: Mosquitto, registr
         pub = Publisher(own_mosquitto.port, "it-pub-exact")
         pub.publish(messages)
         pub.close()
-        wait_for(lambda: _settled(store, len(messages)), 60, "all messages accounted")
+        wait_for(lambda: settled(store, len(messages)), 60, "all messages accounted")
     finally:
         log = stop_ingest(proc)
     stats = accounted(store)
@@ -131,7 +127,7 @@ def test_two_collectors_share_the_load(own_mosquitto: Mosquitto, registry: Regis
         pub = Publisher(own_mosquitto.port, "it-pub-share")
         pub.publish(messages)
         pub.close()
-        wait_for(lambda: _settled(store, len(messages)), 60, "all messages accounted")
+        wait_for(lambda: settled(store, len(messages)), 60, "all messages accounted")
         time.sleep(6)  # one more health round so each collector's own count is recorded
     finally:
         for p in procs:

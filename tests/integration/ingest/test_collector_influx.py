@@ -19,6 +19,7 @@ from tests.integration.ingest.pipeline import (
     Message,
     Publisher,
     accounted,
+    settled,
     start_ingest,
     stop_ingest,
     telemetry_set,
@@ -107,11 +108,6 @@ def dead_letters(store_path: Path) -> Counter[tuple[str, bytes]]:
         store.close()
     return Counter((r["topic"], base64.b64decode(r["payload_b64"]) if "payload_b64" in r else r["payload"].encode())
                    for r in rows)
-
-
-def settled(store: Path, total: int) -> bool:
-    s = accounted(store)
-    return bool(s["received"] >= total and s["stored"] + s["rejected"] + s["spooled"] >= total)
 
 
 def test_valid_messages_reach_victoria_metrics_and_the_rest_is_dead_lettered(

@@ -29,9 +29,10 @@ from gulou.cli.common import (
 from gulou.devices.registry import Registry
 from gulou.settings import BrokerAddress, Settings
 from gulou.simulators.faults import check_rates
-from gulou.simulators.model import CST, FAULT_KINDS, parse_duration, rfc3339
+from gulou.simulators.model import FAULT_KINDS, parse_duration, rfc3339
 from gulou.simulators.publisher import SimConfig, SimProgress, SimSummary, SimulationError, run_simulation
 from gulou.simulators.scenario import ScenarioError, load_scenario, schedule
+from gulou.timeutil import CHINA_TZ
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -50,7 +51,7 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not RFC 3339 (e.g. 2026-11-26T08:00:00+08:00)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
+    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_TZ)
 
 
 def _fault_rates(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:

@@ -23,13 +23,13 @@ from gulou.devices.contract import (
     StatusUpdate,
 )
 from gulou.devices.registry import Registry
-from gulou.ingest.influx import SinkRejected, encode_line, point_line, status_line
 from gulou.ingest.mqtt_link import Incoming, LinkConfig, MqttLink
-from gulou.ingest.records import Batch, DeadLetter, Point, StatusEvent
-from gulou.ingest.sink import SinkError
 from gulou.ingest.spool import DurableWriter, SpoolFull
 from gulou.ingest.store import CountRow, EmbeddedStore
 from gulou.settings import BrokerAddress
+from gulou.tsdb.line_protocol import encode_line, point_line, status_line
+from gulou.tsdb.records import Batch, DeadLetter, Point, StatusEvent
+from gulou.tsdb.writer import SinkError, SinkRejected
 
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gulou.ingest.influx import SinkRejected, encode_line
-from gulou.ingest.records import Batch, Point, StatusEvent
-from gulou.ingest.sink import Sink, SinkError
+from gulou.tsdb.line_protocol import encode_line
+from gulou.tsdb.records import Batch, Point, StatusEvent
+from gulou.tsdb.writer import Sink, SinkError, SinkRejected
 
 log = logging.getLogger(__name__)
 

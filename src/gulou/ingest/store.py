@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gulou.devices.registry import Registry
-from gulou.ingest.records import Batch, DeadLetter
-from gulou.ingest.sink import Sink, SinkError
+from gulou.tsdb.records import Batch, DeadLetter
+from gulou.tsdb.writer import Sink, SinkError
 
 SCHEMA_VERSION = 1
 HOUR_MS = 3_600_000

@@ -11,13 +11,13 @@ from typing import Any
 
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Device, Registry
-from gulou.ingest.influx import encode_line
-from gulou.ingest.records import Point, StatusEvent
 from gulou.rules.engine import Item
 from gulou.rules.model import DERIVED
 from gulou.rules.notify import Channel, ChannelWorker, DeliveryError
 from gulou.rules.standards import AqiResult, aqi
 from gulou.rules.standards.tables import hj633
+from gulou.tsdb.line_protocol import encode_line
+from gulou.tsdb.records import Point, StatusEvent
 
 log = logging.getLogger(__name__)
 

@@ -10,21 +10,12 @@ from typing import Any, Literal
 
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Device, Registry
-from gulou.ingest.records import Point, StatusEvent
 from gulou.rules.alerts import AlertBook, AlertTransition, Signal
 from gulou.rules.derive import CLASS_BY_ORDINAL, Derived, derive
-from gulou.rules.model import (
-    CST,
-    AbsenceRule,
-    AnyRule,
-    HeldRule,
-    RateRule,
-    RatioRule,
-    ThresholdRule,
-    WindowRule,
-    compare,
-)
+from gulou.rules.model import AbsenceRule, AnyRule, HeldRule, RateRule, RatioRule, ThresholdRule, WindowRule, compare
 from gulou.rules.windows import BucketWindow, EventWindow, aggregate
+from gulou.timeutil import CHINA_TZ
+from gulou.tsdb.records import Point, StatusEvent
 
 Item = Reading | StatusUpdate | Point | StatusEvent
 SNAPSHOT_VERSION = 1
@@ -346,4 +337,4 @@ class Engine:
 
 def local_day(ts: datetime) -> str:
     """Beijing-time calendar date of an instant (ISO string)."""
-    return ts.astimezone(CST).date().isoformat()
+    return ts.astimezone(CHINA_TZ).date().isoformat()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from gulou.devices.base import Domain
 from gulou.devices.catalog import CATALOG
 from gulou.devices.registry import Device
+from gulou.timeutil import CHINA_TZ
 
 # Days, daily ratios and "the standard in force on the observation date" follow Beijing time.
-CST = timezone(timedelta(hours=8), "CST")
 Severity = Literal["informational", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
@@ -108,7 +108,7 @@ class Limit(_Model):
         if self.value is not None:
             return self.value * self.factor
         if self.by_date is not None:
-            day = at.astimezone(CST).date()
+            day = at.astimezone(CHINA_TZ).date()
             chosen = self.by_date[0].value
             for entry in self.by_date:
                 if entry.since is None or entry.since <= day:

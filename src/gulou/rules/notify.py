@@ -195,7 +195,7 @@ def alert_line(payload: dict[str, Any]) -> str:
     """The ``alerts`` measurement line for one notification."""
     from datetime import datetime
 
-    from gulou.ingest.influx import encode_line
+    from gulou.tsdb.line_protocol import encode_line
 
     when = payload.get("resolved_at") if payload["event"] == "resolved" else (
         payload["first_seen"] if payload["event"] == "firing" else payload["last_seen"])

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from gulou.devices.registry import Registry
-from gulou.rules.model import CST
+from gulou.timeutil import CHINA_TZ
 
 POLLUTANTS = ("pm25", "pm10", "so2", "no2", "o3", "co")
 DAILY_MEAN = ("pm25", "pm10", "so2", "no2", "co")
@@ -111,12 +111,12 @@ def parse_day_or_time(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"{text!r} is not YYYY-MM-DD nor an ISO timestamp") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=CST)
+        parsed = parsed.replace(tzinfo=CHINA_TZ)
     return parsed
 
 
 def default_until(since: datetime) -> datetime:
     """End of today (Beijing time), never before ``since``."""
-    tomorrow = datetime.now(CST).date() + timedelta(days=1)
-    return max(datetime.combine(tomorrow, datetime.min.time(), CST), since)
+    tomorrow = datetime.now(CHINA_TZ).date() + timedelta(days=1)
+    return max(datetime.combine(tomorrow, datetime.min.time(), CHINA_TZ), since)
 

@@ -9,8 +9,9 @@ from typing import ClassVar
 
 from gulou.devices.catalog import CATALOG
 from gulou.devices.registry import Device
-from gulou.simulators.model import CST, bump, clamp, device_rng, local_hour
+from gulou.simulators.model import bump, clamp, device_rng, local_hour
 from gulou.simulators.scenario import Scheduled
+from gulou.timeutil import CHINA_TZ
 
 Values = dict[str, float | int | bool]
 # Incidents in force for one device at one moment: kind → (progress 0..1, the scheduled incident).
@@ -40,7 +41,7 @@ class Environment:
     @staticmethod
     def season(moment: datetime) -> float:
         """+1 in mid-January (winter) .. −1 in mid-July (summer)."""
-        doy = moment.astimezone(CST).timetuple().tm_yday
+        doy = moment.astimezone(CHINA_TZ).timetuple().tm_yday
         return math.cos(2 * math.pi * (doy - 15) / 365.25)
 
     def air_temperature(self, moment: datetime) -> float:
@@ -59,7 +60,7 @@ class Environment:
     @staticmethod
     def weekend(moment: datetime) -> bool:
         """Saturday or Sunday in local time."""
-        return moment.astimezone(CST).weekday() >= 5
+        return moment.astimezone(CHINA_TZ).weekday() >= 5
 
     def traffic(self, moment: datetime) -> float:
         """Road traffic 0..~1.2 with the 08:00 and 18:30 rush peaks (flatter at weekends)."""

@@ -13,9 +13,10 @@ from gulou.devices.contract import status_topic, telemetry_topic
 from gulou.devices.registry import Device, Registry
 from gulou.simulators.base import Active, Environment, Pattern
 from gulou.simulators.faults import FaultInjector, encode
-from gulou.simulators.model import CST, SimMessage, default_start, device_rng, rfc3339
+from gulou.simulators.model import SimMessage, default_start, device_rng, rfc3339
 from gulou.simulators.patterns import pattern_for
 from gulou.simulators.scenario import Scenario, Scheduled, schedule
+from gulou.timeutil import CHINA_TZ
 
 # Event priorities at the same instant: a device goes silent before its report would be due.
 _SILENT, _BACK, _REPORT = 0, 1, 2
@@ -168,4 +169,4 @@ def generate(
 
 def _aware(moment: datetime) -> datetime:
     """Naive datetimes are read as Gulou local time."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=CST)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=CHINA_TZ)

@@ -6,11 +6,11 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Literal
 
-# Gulou District runs on China Standard Time all year (no daylight saving).
-CST = timezone(timedelta(hours=8), "CST")
+from gulou.timeutil import CHINA_TZ
+
 FaultKind = Literal["malformed", "out_of_range", "duplicate", "late", "out_of_order", "unknown_device"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("malformed", "out_of_range", "duplicate", "late", "out_of_order",
                                       "unknown_device")
@@ -50,18 +50,18 @@ class SimMessage:
 
 def rfc3339(moment: datetime) -> str:
     """Format a simulated time as RFC 3339 with the +08:00 offset, to the second."""
-    return moment.astimezone(CST).isoformat(timespec="seconds")
+    return moment.astimezone(CHINA_TZ).isoformat(timespec="seconds")
 
 
 def local_hour(moment: datetime) -> float:
     """Hour of the day in Gulou local time as a fraction (07:30 → 7.5)."""
-    local = moment.astimezone(CST)
+    local = moment.astimezone(CHINA_TZ)
     return local.hour + local.minute / 60 + local.second / 3600
 
 
 def default_start(now: datetime) -> datetime:
     """``now`` rounded down to the minute, in local time."""
-    return now.astimezone(CST).replace(second=0, microsecond=0)
+    return now.astimezone(CHINA_TZ).replace(second=0, microsecond=0)
 
 
 def parse_duration(value: str | float | int) -> float:

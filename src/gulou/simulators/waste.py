@@ -8,7 +8,8 @@ from typing import ClassVar
 
 from gulou.devices.registry import Device
 from gulou.simulators.base import Active, Environment, Noise, Pattern, Values, window
-from gulou.simulators.model import CST, local_hour
+from gulou.simulators.model import local_hour
+from gulou.timeutil import CHINA_TZ
 
 # Fuzhou's fixed drop-off times are 06:00–09:00 and 18:00–21:00; outside them bins are mostly locked.
 OFF_HOURS = 0.04
@@ -50,7 +51,7 @@ class BinPattern(Pattern):
 
     def _rounds_done(self, moment: datetime) -> int:
         """Collection rounds since the epoch up to ``moment`` (a change means the crew came by)."""
-        local = moment.astimezone(CST)
+        local = moment.astimezone(CHINA_TZ)
         days = local.toordinal()
         h = local_hour(moment)
         return days * len(self.rounds) + sum(1 for r in self.rounds if r <= h)

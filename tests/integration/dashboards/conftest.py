@@ -22,9 +22,9 @@ import pytest
 from gulou.devices.catalog import CATALOG
 from gulou.devices.contract import Decoder, Reading, StatusUpdate, status_topic, telemetry_topic
 from gulou.devices.registry import Registry
-from gulou.ingest.influx import encode_line, line_protocol
-from gulou.ingest.records import Batch, Point, StatusEvent
 from gulou.rules.standards import aqi
+from gulou.tsdb.line_protocol import encode_line, line_protocol
+from gulou.tsdb.records import Batch, Point, StatusEvent
 from tests.servers import free_port, require_binary, wait_for_port
 
 DATABASE = "gulou"

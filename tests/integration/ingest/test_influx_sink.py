@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gulou.ingest.influx import InfluxSink, encode_line
-from gulou.ingest.records import Batch, Point, StatusEvent
-from gulou.ingest.sink import SinkError
+from gulou.ingest.influx import InfluxSink
 from gulou.ingest.spool import DurableWriter, Spool
 from gulou.settings import Settings
+from gulou.tsdb.line_protocol import encode_line
+from gulou.tsdb.records import Batch, Point, StatusEvent
+from gulou.tsdb.writer import SinkError
 from tests.servers import free_port
 from tests.tsdb import VictoriaMetrics
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gulou.ingest.collector import AgeSample
-from gulou.ingest.records import Point
+from gulou.tsdb.records import Point
 
 
 def _points(ages_ms: list[int], now_ms: int) -> list[Point]:

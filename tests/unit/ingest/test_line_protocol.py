@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gulou.ingest.influx import InfluxSink, SinkRejected, encode_line, format_field, line_protocol
-from gulou.ingest.records import Batch, Point, StatusEvent
-from gulou.ingest.sink import SinkError
+from gulou.ingest.influx import InfluxSink
+from gulou.tsdb.line_protocol import encode_line, format_field, line_protocol
+from gulou.tsdb.records import Batch, Point, StatusEvent
+from gulou.tsdb.writer import SinkError, SinkRejected
 
 TS = 1_790_000_000_123
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gulou.ingest.influx import SinkRejected
-from gulou.ingest.records import Batch, Point, StatusEvent
-from gulou.ingest.sink import Sink, SinkError
 from gulou.ingest.spool import DurableWriter, Spool, SpoolFull
+from gulou.tsdb.records import Batch, Point, StatusEvent
+from gulou.tsdb.writer import Sink, SinkError, SinkRejected
 
 T0 = 1_790_000_000_000
 

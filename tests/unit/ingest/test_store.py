@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from gulou.devices.registry import Registry
-from gulou.ingest.records import Batch, DeadLetter, Point, StatusEvent
 from gulou.ingest.store import HOUR_MS, SCHEMA_VERSION, CountRow, EmbeddedStore
+from gulou.tsdb.records import Batch, DeadLetter, Point, StatusEvent
 
 H0 = 1_790_002_800_000  # an hour boundary (2026-09-21T15:00:00Z)
 assert H0 % HOUR_MS == 0
@@ -230,7 +230,7 @@ def test_write_survives_sigkill_right_after_returning(tmp_path: Path) -> None:
     child = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from gulou.ingest.records import Batch, Point
+        from gulou.tsdb.records import Batch, Point
         from gulou.ingest.store import CountRow, EmbeddedStore
         store = EmbeddedStore(Path({str(path)!r}))
         points = [Point(f"AQ-{{i}}", "air", "air_station", "鼓东街道", "s", {H0} + i, {{"pm25": float(i)}})

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Registry
-from gulou.ingest.records import Point
 from gulou.rules.derived import AqiWriter, BoundedOutbox
 from gulou.rules.model import load_rules
 from gulou.rules.service import RulesService
 from gulou.settings import Settings
+from gulou.tsdb.records import Point
 
 FULL = {"pm25": 80.0, "pm10": 100.0, "so2": 10.0, "no2": 50.0, "o3": 120.0, "co": 0.8,
         "temperature": 12.5, "humidity": 70.0}

@@ -62,8 +62,8 @@ def test_cli_recompute_reads_the_embedded_store(tmp_path: Any, registry: Registr
     from click.testing import CliRunner
 
     from gulou.cli import cli
-    from gulou.ingest.records import Batch, Point
     from gulou.ingest.store import EmbeddedStore
+    from gulou.tsdb.records import Batch, Point
 
     device = registry.get("aq-001")
     assert device is not None

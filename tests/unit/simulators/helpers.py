@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from gulou.devices.registry import Registry
-from gulou.simulators.model import CST, SimMessage
+from gulou.simulators.model import SimMessage
+from gulou.timeutil import CHINA_TZ as CST
 
 # A Monday, so weekday patterns apply on the first day.
 START = datetime(2026, 11, 23, 0, 0, tzinfo=CST)

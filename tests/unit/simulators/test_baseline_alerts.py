@@ -10,7 +10,7 @@ from gulou.devices.registry import Registry
 from gulou.rules.engine import Engine
 from gulou.rules.model import load_rules
 from gulou.simulators import generate
-from gulou.simulators.model import CST
+from gulou.timeutil import CHINA_TZ as CST
 
 # Buildings graded B/C with cracks below the alert width, and Fuzhou air (hourly AQI mostly 20-80).
 NEVER_ON_A_QUIET_DAY = {"structure-crack-width", "structure-crack-growth", "structure-settlement-rate",

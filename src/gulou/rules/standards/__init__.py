@@ -1,13 +1,11 @@
 """National standards as pure functions: AQI (HJ 633 / GB 3095), GB 3838 water class, black odour, buildings."""
 
 from gulou.rules.standards.aqi import (
-    CHINA_TZ,
     POLLUTANTS,
     AqiResult,
     Mode,
     air_limit,
     aqi,
-    china_date,
     iaqi,
     rule_set_for,
 )
@@ -38,6 +36,7 @@ from gulou.rules.standards.validity import (
     o3_daily_max_8h,
 )
 from gulou.rules.standards.water import CLASS_ORDER, WaterClassResult, water_class
+from gulou.timeutil import CHINA_TZ, china_date
 
 __all__ = [
     "CHINA_TZ",

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
 from gulou.rules.standards.tables import Column, Method, RuleSet, Sourced, check_number, exact, gb3095, hj633
+from gulou.timeutil import china_date
 
 log = logging.getLogger(__name__)
 
-CHINA_TZ = timezone(timedelta(hours=8), "CST")
 Mode = Literal["hourly", "daily"]
 MODES: tuple[str, ...] = get_args(Mode)
 
@@ -52,15 +52,6 @@ class AqiResult(BaseModel):
     mode: Mode
     date: date
     notes: list[str]
-
-
-def china_date(at: date | datetime) -> date:
-    """Calendar date in China time: aware datetimes are converted to UTC+8, naive ones are taken as China time."""
-    if isinstance(at, datetime):
-        return (at if at.tzinfo is None else at.astimezone(CHINA_TZ)).date()
-    if isinstance(at, date):
-        return at
-    raise TypeError(f"expected a date or datetime, got {type(at).__name__}")
 
 
 def rule_set_for(at: date | datetime) -> RuleSet:

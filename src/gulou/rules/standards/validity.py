@@ -8,8 +8,9 @@ from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from gulou.rules.standards.aqi import CHINA_TZ, air_limit
+from gulou.rules.standards.aqi import air_limit
 from gulou.rules.standards.tables import gb3095
+from gulou.timeutil import CHINA_TZ
 
 log = logging.getLogger(__name__)
 

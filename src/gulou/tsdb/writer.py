@@ -1,14 +1,28 @@
-"""The storage boundary: a ``Sink`` durably stores batches of points and status events."""
+"""The storage boundary: a ``Sink`` durably stores batches; a ``LineWriter`` takes ready-made line protocol."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 
-from gulou.ingest.records import Batch
+from gulou.tsdb.records import Batch
 
 
 class SinkError(Exception):
     """The sink could not store a batch (outage, refusal); the caller spools it and retries later."""
+
+
+class SinkRejected(SinkError):
+    """The store refused the batch itself (bad data): retrying cannot help, so dead-letter it."""
+
+
+@runtime_checkable
+class LineWriter(Protocol):
+    """A time-series database that takes line protocol (derived series, health, alerts, completeness)."""
+
+    def write_lines(self, lines: Iterable[str]) -> None:
+        """Write the lines durably or raise ``SinkError``."""
 
 
 class Sink(ABC):

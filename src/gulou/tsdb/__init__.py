@@ -1,0 +1,1 @@
+"""The time-series layer: storage records, line protocol and the writer boundary, below ingest and rules."""

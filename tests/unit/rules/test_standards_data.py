@@ -37,9 +37,12 @@ def test_class_ii_limits_by_date(pollutant: str, period: str, old: float, new: f
     assert air_limit(pollutant, period, date(2026, 3, 1)).value == new
 
 
-def test_phase_2_reuses_the_transition_values_and_is_unconfirmed() -> None:
-    phase2 = air_limit("pm25", "24h", date(2031, 1, 1))
-    assert phase2.value == 60
+def test_phase_2_pm25_tightens_and_the_rest_is_inherited_unconfirmed() -> None:
+    assert air_limit("pm25", "24h", date(2031, 1, 1)).value == 50
+    assert air_limit("pm25", "annual", date(2031, 1, 1)).value == 25
+    assert air_limit("pm25", "24h", date(2031, 1, 1)).confidence == "M"
+    phase2 = air_limit("pm10", "24h", date(2031, 1, 1))
+    assert phase2.value == 120
     assert phase2.confidence == "U"
     assert "not confirmed" in phase2.source
     assert gb3095().rule_sets[-1].since == date(2031, 1, 1)
@@ -56,12 +59,14 @@ def test_unconfirmed_items_are_marked() -> None:
 
 def test_phase_2_is_configurable(tmp_path: Path, reset_data_dir: None) -> None:
     text = (DATA / "gb3095.yaml").read_text(encoding="utf-8")
-    # A confirmed phase 2 PM2.5 24 h limit of 50 replaces the inherited one.
+    # A confirmed phase 2 PM10 24 h limit of 100 replaces the inherited one.
     text = text.replace("    inherits: GB 3095-2026 transition\n",
                         "    inherits: GB 3095-2026 transition\n"
-                        "    pm25: {24h: {value: 50, source: \"GB 3095-2026 phase 2 [H]\"}}\n")
+                        "    pm10: {24h: {value: 100, source: \"GB 3095-2026 phase 2 [H]\"}}\n")
     (tmp_path / "gb3095.yaml").write_text(text, encoding="utf-8")
     set_data_dir(tmp_path)
+    assert air_limit("pm10", "24h", date(2031, 1, 1)).value == 100
+    assert air_limit("pm10", "24h", date(2030, 12, 31)).value == 120
     assert air_limit("pm25", "24h", date(2031, 1, 1)).value == 50
     assert air_limit("pm25", "24h", date(2030, 12, 31)).value == 60
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gulou.rules.standards import component_limit, rate_per_day, tilt_limit, tilt_ratio, tilt_tier
+from gulou.rules.standards.structure import crack_limit
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))
 
@@ -85,3 +86,18 @@ def test_component_limits_are_marked_unconfirmed() -> None:
     assert limit.confidence == "U"
     with pytest.raises(ValueError, match="unknown component limit"):
         component_limit("roof")
+
+
+@pytest.mark.parametrize(("structure_type", "limit"),
+                         [("concrete", 0.5), ("masonry", 1.0), ("brick-wood", 1.0), ("timber", 1.0)])
+def test_crack_limit_by_structure_type(structure_type: str, limit: float) -> None:
+    sourced = crack_limit(structure_type)
+    assert sourced.value == limit
+    assert sourced.unit == "mm"
+    assert "JGJ 125-2016" in sourced.source
+    assert sourced.confidence == "U"
+
+
+def test_crack_limit_of_an_unknown_structure_type() -> None:
+    with pytest.raises(ValueError, match="no crack limit for structure type 'steel'"):
+        crack_limit("steel")

@@ -131,3 +131,15 @@ def test_names() -> None:
         water_class({"turbidity": 3})
     with pytest.raises(ValueError, match="target"):
         water_class({"nh3n": 0.1}, target="劣V")
+
+
+def test_water_body_picks_the_column() -> None:
+    # TP 0.2: river column III (0.1 < 0.2 <= 0.2), lake column V (0.1 < 0.2 <= 0.2): four times stricter.
+    assert water_class({"tp": 0.2}, water_body="river").klass == "III"
+    assert water_class({"tp": 0.2}, water_body="lake").klass == "V"
+    assert water_class({"tp": 0.2}, water_body="lake").standard.endswith("(lakes and reservoirs)")
+    assert water_class({"tp": 0.2}, water_body="lake", lake=True).klass == "V"
+    with pytest.raises(ValueError, match="water_body must be one of river, lake"):
+        water_class({"tp": 0.2}, water_body="sea")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="contradicts"):
+        water_class({"tp": 0.2}, water_body="river", lake=True)

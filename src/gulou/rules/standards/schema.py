@@ -320,6 +320,8 @@ class StructureTable(_Model):
     tilt_limits: list[TiltLimit] = Field(min_length=1)
     tiers: dict[Literal["yellow", "orange", "red"], Sourced]
     component_limits: dict[str, Sourced]
+    # Crack-width limit per structure type (the registry's site.structure_type).
+    crack_limits: dict[str, Sourced] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> StructureTable:

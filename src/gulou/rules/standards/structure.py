@@ -67,6 +67,14 @@ def component_limit(name: str) -> Sourced:
     return limits[name]
 
 
+def crack_limit(structure_type: str) -> Sourced:
+    """Crack-width control value (mm) for a structure type: concrete 0.5, masonry (and brick-wood, timber) 1.0."""
+    limits = structure_table().crack_limits
+    if structure_type not in limits:
+        raise ValueError(f"no crack limit for structure type {structure_type!r}; known: {', '.join(limits)}")
+    return limits[structure_type]
+
+
 def rate_per_day(samples: Sequence[tuple[datetime, float | None]]) -> float | None:
     """Least-squares slope of the values per day (crack width, settlement); None without two distinct times."""
     kept = [(ts, float(v)) for ts, v in samples if v is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -12,6 +13,10 @@ from gulou.rules.standards.tables import WATER_CLASSES, WaterIndicator, check_nu
 log = logging.getLogger(__name__)
 
 CLASS_ORDER: tuple[str, ...] = (*WATER_CLASSES, "劣V")
+# GB 3838 Table 1 rates TP (and TN) of lakes and reservoirs on their own columns; the registry records
+# which kind of water body each section is.
+WaterBody = Literal["river", "lake"]
+WATER_BODIES: tuple[str, ...] = get_args(WaterBody)
 
 
 class WaterClassResult(BaseModel):
@@ -71,8 +76,24 @@ def _check_class(name: str, klass: str | None) -> str | None:
     return text
 
 
-def water_class(values: dict[str, float], target: str | None = None, lake: bool = False) -> WaterClassResult:
-    """GB 3838-2002 class of a sample (metric names ph, do, codmn, nh3n, tp, cod, bod5, tn; mg/L)."""
+def is_lake(water_body: str | None, lake: bool = False) -> bool:
+    """Whether a water body (``river`` or ``lake``, lakes and reservoirs alike) takes the lake columns."""
+    if water_body is None:
+        return lake
+    if water_body not in WATER_BODIES:
+        raise ValueError(f"water_body must be one of {', '.join(WATER_BODIES)}, got {water_body!r}")
+    if lake and water_body != "lake":
+        raise ValueError(f"lake=True contradicts water_body={water_body!r}")
+    return water_body == "lake"
+
+
+def water_class(values: dict[str, float], target: str | None = None, lake: bool = False,
+                water_body: WaterBody | None = None) -> WaterClassResult:
+    """GB 3838-2002 class of a sample (metric names ph, do, codmn, nh3n, tp, cod, bod5, tn; mg/L).
+
+    ``water_body="lake"`` (lakes and reservoirs) or ``lake=True`` rates TP and TN on the lake columns.
+    """
+    lake = is_lake(water_body, lake)
     table = gb3838()
     target = _check_class("target", target)
     rated: dict[str, Fraction] = {}

@@ -51,9 +51,9 @@ async def run_pipeline(
     collector: Collector | None = None
     try:
         options = IngestOptions(
-            client_id=default_client_id(settings.client_id),
+            client_id=default_client_id(settings.mqtt.client_id),
             # amqtt speaks MQTT 3.1.1 only and has no shared subscriptions.
-            share_group=None if embedded else settings.share_group,
+            share_group=None if embedded else settings.mqtt.share_group,
             mqtt5=embedded is None,
         )
         on_stored: Callable[[list[Reading | StatusUpdate]], None] | None = None

@@ -1,13 +1,25 @@
-"""One configuration object for every command, read from ``GULOU_*`` variables and overridden by flags."""
+"""One configuration object for every command: ``GULOU_*`` variables (or ``.env``), then command-line flags.
+
+Each plugin reads its own section: ``GULOU_INFLUX__URL`` sets ``settings.influx.url``. The flat names the
+docs have always given (``GULOU_INFLUX_URL``, ``GULOU_BROKER``, ...) keep working through ``LEGACY``; the
+nested form wins where both are set.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEFAULT_STORE = Path("gulou-data/gulou.db")
 
@@ -38,73 +50,209 @@ def parse_broker_url(url: str) -> BrokerAddress:
     return BrokerAddress(host=parts.hostname, port=port, tls=tls)
 
 
-class Settings(BaseSettings):
-    """Configuration: environment variables ``GULOU_<NAME>`` (or a ``.env`` file), then command-line flags."""
-
-    model_config = SettingsConfigDict(env_prefix="GULOU_", env_file=".env", extra="ignore")
-
-    broker: str | None = None
-    broker_username: str | None = None
-    broker_password: SecretStr | None = None
-    broker_password_file: Path | None = None
-    broker_ca_file: Path | None = None
-    client_id: str = "gulou-ingest"
-    share_group: str = "gulou"
-
-    registry: Path | None = None
-    store: Path = DEFAULT_STORE
-    spool_dir: Path | None = None
-    spool_max_bytes: int = 512 * 1024 * 1024
-
-    influx_url: str | None = None
-    influx_org: str | None = None
-    influx_bucket: str | None = None
-    influx_token: SecretStr | None = None
-    influx_token_file: Path | None = None
-
-    grafana_url: str | None = None
-    grafana_token: SecretStr | None = None
-
-    # Alert delivery (gulou.rules.notify): each channel is on when its URL is set.
-    webhook_url: str | None = None
-    webhook_secret: SecretStr | None = None
-    dingtalk_webhook: SecretStr | None = None
-    dingtalk_secret: SecretStr | None = None
-    wecom_webhook: SecretStr | None = None
-
-    max_future_s: float = 300.0
-    log_level: str = "INFO"
-
-    @field_validator("broker")
-    @classmethod
-    def _check_broker(cls, value: str | None) -> str | None:
-        if value:
-            parse_broker_url(value)
-        return value or None
-
-    def broker_address(self) -> BrokerAddress | None:
-        """The configured broker, or ``None`` when the embedded broker should be used."""
-        return parse_broker_url(self.broker) if self.broker else None
-
-    def broker_secret(self) -> str | None:
-        """Broker password from ``GULOU_BROKER_PASSWORD`` or the file named by ``GULOU_BROKER_PASSWORD_FILE``."""
-        return _secret(self.broker_password, self.broker_password_file)
-
-    def influx_secret(self) -> str | None:
-        """InfluxDB token from ``GULOU_INFLUX_TOKEN`` or ``GULOU_INFLUX_TOKEN_FILE``."""
-        return _secret(self.influx_token, self.influx_token_file)
-
-    def with_overrides(self, **flags: Any) -> Settings:
-        """Return a copy where every flag that was given (not ``None``) replaces the setting."""
-        given = {k: v for k, v in flags.items() if v is not None}
-        if not given:
-            return self
-        return Settings.model_validate({**self.model_dump(), **given})
-
-
-def _secret(value: SecretStr | None, path: Path | None) -> str | None:
+def read_secret(value: SecretStr | None, path: Path | None) -> str | None:
+    """A secret given directly, else read from the file named for it, else None."""
     if value is not None:
         return value.get_secret_value()
     if path is not None:
         return path.read_text(encoding="utf-8").strip()
     return None
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are mistakes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(Section):
+    """The MQTT broker the devices publish to (none: an embedded broker on this machine)."""
+
+    url: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    client_id: str = "gulou-ingest"
+    share_group: str = "gulou"
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_broker_url(value)
+        return value or None
+
+    def address(self) -> BrokerAddress | None:
+        """The configured broker, or ``None`` when the embedded broker should be used."""
+        return parse_broker_url(self.url) if self.url else None
+
+    def secret(self) -> str | None:
+        """Password from ``password`` or ``password_file``."""
+        return read_secret(self.password, self.password_file)
+
+
+class InfluxSettings(Section):
+    """InfluxDB (2.x/3.x, 1.8+ or VictoriaMetrics) through the v2 write API; on when ``url`` is set."""
+
+    url: str | None = None
+    org: str | None = None
+    bucket: str | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    timeout_s: float = 10.0
+
+    def secret(self) -> str | None:
+        """Token from ``token`` or ``token_file``."""
+        return read_secret(self.token, self.token_file)
+
+
+class SpoolSettings(Section):
+    """The disk spool in front of a remote sink."""
+
+    dir: Path | None = None
+    max_bytes: int = 512 * 1024 * 1024
+
+
+class WebhookSettings(Section):
+    """HTTP webhook alert channel; on when ``url`` is set."""
+
+    url: str | None = None
+    secret: SecretStr | None = None
+
+
+class DingTalkSettings(Section):
+    """DingTalk group robot alert channel; on when ``webhook`` is set."""
+
+    webhook: SecretStr | None = None
+    secret: SecretStr | None = None
+
+
+class WeComSettings(Section):
+    """WeCom group robot alert channel; on when ``webhook`` is set."""
+
+    webhook: SecretStr | None = None
+
+
+class GrafanaSettings(Section):
+    """Grafana for ``gulou dashboards push``."""
+
+    url: str | None = None
+    token: SecretStr | None = None
+
+
+# Flat names (environment variables without the prefix, and CLI flag names) → (section, key).
+LEGACY: dict[str, tuple[str, str]] = {
+    "broker": ("mqtt", "url"),
+    "broker_username": ("mqtt", "username"),
+    "broker_password": ("mqtt", "password"),
+    "broker_password_file": ("mqtt", "password_file"),
+    "broker_ca_file": ("mqtt", "ca_file"),
+    "client_id": ("mqtt", "client_id"),
+    "share_group": ("mqtt", "share_group"),
+    "influx_url": ("influx", "url"),
+    "influx_org": ("influx", "org"),
+    "influx_bucket": ("influx", "bucket"),
+    "influx_token": ("influx", "token"),
+    "influx_token_file": ("influx", "token_file"),
+    "spool_dir": ("spool", "dir"),
+    "spool_max_bytes": ("spool", "max_bytes"),
+    "webhook_url": ("webhook", "url"),
+    "webhook_secret": ("webhook", "secret"),
+    "dingtalk_webhook": ("dingtalk", "webhook"),
+    "dingtalk_secret": ("dingtalk", "secret"),
+    "wecom_webhook": ("wecom", "webhook"),
+    "grafana_url": ("grafana", "url"),
+    "grafana_token": ("grafana", "token"),
+}
+
+
+def nest_flat(data: dict[str, Any]) -> dict[str, Any]:
+    """Move the flat names of ``LEGACY`` into their sections (``influx_url`` → ``influx.url``); they win."""
+    nested: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in LEGACY:
+            nested[name] = {**nested.get(name, {}), **value} if isinstance(value, dict) else value
+    for name, value in data.items():
+        if name in LEGACY:
+            section, key = LEGACY[name]
+            current = nested.get(section)
+            current = dict(current) if isinstance(current, dict) else {}
+            current[key] = value
+            nested[section] = current
+    return nested
+
+
+class _LegacySource(PydanticBaseSettingsSource):
+    """Reads the flat ``GULOU_*`` names of ``LEGACY`` from the environment and ``.env``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: dict[str, str | None]) -> None:
+        super().__init__(settings_cls)
+        self._dotenv = dotenv
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: ``__call__`` builds the whole mapping."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """The legacy values found, nested into their sections."""
+        environ = {k.lower(): v for k, v in os.environ.items()}
+        dotenv = {k.lower(): v for k, v in self._dotenv.items()}
+        found: dict[str, Any] = {}
+        for name in LEGACY:
+            env = f"gulou_{name}"
+            value = environ.get(env, dotenv.get(env))
+            if value not in (None, ""):
+                found[name] = value
+        return nest_flat(found)
+
+
+class Settings(BaseSettings):
+    """Configuration: ``GULOU_<SECTION>__<KEY>`` (or the documented flat names, or ``.env``), then flags."""
+
+    model_config = SettingsConfigDict(env_prefix="GULOU_", env_file=".env", env_nested_delimiter="__",
+                                      extra="ignore")
+
+    registry: Path | None = None
+    store: Path = DEFAULT_STORE
+    max_future_s: float = 300.0
+    log_level: str = "INFO"
+
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    spool: SpoolSettings = SpoolSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    dingtalk: DingTalkSettings = DingTalkSettings()
+    wecom: WeComSettings = WeComSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags, then nested variables, then the flat legacy names, then ``.env``."""
+        dotenv = dotenv_settings.env_vars if isinstance(dotenv_settings, DotEnvSettingsSource) else {}
+        return init_settings, env_settings, _LegacySource(settings_cls, dict(dotenv)), dotenv_settings, \
+            file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_names(cls, data: Any) -> Any:
+        # Flags and keyword arguments may use the flat names; they arrive here next to the sections.
+        return nest_flat(data) if isinstance(data, dict) else data
+
+    def with_overrides(self, **flags: Any) -> Settings:
+        """A copy where every flag given (not ``None``) replaces its setting; flat names as in ``LEGACY``."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        if not given:
+            return self
+        return Settings.model_validate({**self.model_dump(), **given})
+
+    def broker_address(self) -> BrokerAddress | None:
+        """The configured broker, or ``None`` when the embedded broker should be used."""
+        return self.mqtt.address()

@@ -32,11 +32,11 @@ def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int,
     influx: dict[str, str] = {}
     if sink == "influx":
         settings = load_settings()
-        if not settings.influx_url:
+        if not settings.influx.url:
             raise click.UsageError("--sink influx needs GULOU_INFLUX_URL, _ORG, _BUCKET (and _TOKEN)")
         influx = {k: str(v) for k, v in {
-            "influx_url": settings.influx_url, "influx_org": settings.influx_org,
-            "influx_bucket": settings.influx_bucket, "influx_token": settings.influx_secret()}.items() if v}
+            "influx_url": settings.influx.url, "influx_org": settings.influx.org,
+            "influx_bucket": settings.influx.bucket, "influx_token": settings.influx.secret()}.items() if v}
     config = BenchConfig(messages=messages, devices=devices, qos=int(qos), sink=sink, workers=workers,
                          batch_size=batch_size, rate=rate, influx=influx)
     try:

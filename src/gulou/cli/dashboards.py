@@ -69,8 +69,8 @@ def push(url: str | None, token: str | None, influx_url: str | None, database: s
 
     settings = load_settings(registry=registry, grafana_url=url, grafana_token=token, influx_url=influx_url,
                              influx_bucket=database)
-    grafana_url = settings.grafana_url or DEFAULT_GRAFANA_URL
-    if not settings.influx_url or not settings.influx_bucket:
+    grafana_url = settings.grafana.url or DEFAULT_GRAFANA_URL
+    if not settings.influx.url or not settings.influx.bucket:
         raise click.UsageError("the datasource needs GULOU_INFLUX_URL and GULOU_INFLUX_BUCKET (or --influx-url, "
                                "--database)")
     if directory is not None:
@@ -79,8 +79,8 @@ def push(url: str | None, token: str | None, influx_url: str | None, database: s
             raise click.ClickException(f"no *.json dashboards in {directory}")
     else:
         boards = build_all(open_registry(settings))
-    secret = settings.grafana_token.get_secret_value() if settings.grafana_token else None
-    target = InfluxTarget(url=settings.influx_url, database=settings.influx_bucket, token=settings.influx_secret())
+    secret = settings.grafana.token.get_secret_value() if settings.grafana.token else None
+    target = InfluxTarget(url=settings.influx.url, database=settings.influx.bucket, token=settings.influx.secret())
     try:
         result = do_push(connect(grafana_url, secret), target, boards, grafana_url,
                          progress=lambda line: click.echo(line, err=True))

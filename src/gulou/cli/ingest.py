@@ -53,14 +53,14 @@ def ingest(broker: str | None, store: Path | None, registry: Path | None, client
     if address is None:
         raise click.UsageError("no broker: give --broker mqtt://HOST:PORT (or GULOU_BROKER); "
                                "`gulou run` starts an embedded broker instead")
-    base_id = client_id or default_client_id(settings.client_id)
+    base_id = client_id or default_client_id(settings.mqtt.client_id)
     if workers > 1:
         if no_share:
             raise click.UsageError("--workers needs a shared subscription (drop --no-share)")
         _run_workers(workers, base_id)
         return
     reg = open_registry(settings)
-    options = IngestOptions(client_id=base_id, share_group=None if no_share else settings.share_group,
+    options = IngestOptions(client_id=base_id, share_group=None if no_share else settings.mqtt.share_group,
                             mqtt5=mqtt_version == "5", batch_size=batch_size)
     try:
         collector = build_collector(settings, reg, address, options)
@@ -71,7 +71,7 @@ def ingest(broker: str | None, store: Path | None, registry: Path | None, client
         signal.signal(sig, lambda *_: stop.set())
     collector.start()
     if not collector.link.wait_connected(15):
-        log.warning("not connected to %s yet; still retrying", settings.broker)
+        log.warning("not connected to %s yet; still retrying", settings.mqtt.url)
     while not stop.wait(1.0):
         if not collector.alive:
             collector.link.stop()

@@ -113,7 +113,7 @@ async def _run(settings: Any, registry: Any, rule_set: list[AnyRule], clock: Any
         address = await embedded.start()
         click.echo(f"no --broker given: embedded broker at mqtt://{address.host}:{address.port}", err=True)
     influx = None
-    if settings.influx_url:
+    if settings.influx.url:
         from gulou.ingest.influx import InfluxSink
 
         influx = InfluxSink.from_settings(settings)
@@ -215,7 +215,7 @@ def bench_rules(readings: int, rate: int, seconds: float, skip_latency: bool, br
     click.echo(f"evaluating {readings} synthetic readings against {len(rule_set)} rules", err=True)
     result: dict[str, Any] = {"evaluation": bench_evaluations(reg, rule_set, readings)}
     if not skip_latency:
-        result["latency"] = bench_latency(settings, reg, rule_set, settings.broker, rate, seconds,
+        result["latency"] = bench_latency(settings, reg, rule_set, settings.mqtt.url, rate, seconds,
                                           progress=lambda line: click.echo(line, err=True))
     if as_json:
         echo_json(result)

@@ -56,7 +56,7 @@ def run(broker: str | None, store: Path | None, registry: Path | None, no_rules:
 
         async def announce(p: Pipeline) -> None:
             where = f"mqtt://{p.broker.host}:{p.broker.port}" + (" (embedded)" if p.embedded else "")
-            click.echo(f"gulou run: collecting from {where} into {settings.influx_url or settings.store}; "
+            click.echo(f"gulou run: collecting from {where} into {settings.influx.url or settings.store}; "
                        f"rules {'on' if p.rules else 'off'}. Ctrl-C stops.", err=True)
             await stop.wait()
 

@@ -107,8 +107,8 @@ def simulate(broker: str | None, registry: Path | None, speed: float, duration: 
         config = SimConfig(
             registry=devices, scenario=chosen, seed=seed, start=start, sim_duration=sim_duration,
             duration=duration, speed=speed, rate=rate, qos=qos, connections=connections,
-            fault_rates={**chosen.faults, **fault_rates}, username=settings.broker_username,
-            password=settings.broker_secret(), ca_file=settings.broker_ca_file,
+            fault_rates={**chosen.faults, **fault_rates}, username=settings.mqtt.username,
+            password=settings.mqtt.secret(), ca_file=settings.mqtt.ca_file,
             offline_at_end=not no_offline_at_end,
         )
     except ScenarioError as exc:

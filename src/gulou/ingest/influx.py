@@ -42,11 +42,11 @@ class InfluxSink(Sink):
     @classmethod
     def from_settings(cls, settings: Settings, timeout_s: float = 10) -> InfluxSink:
         """Build from ``GULOU_INFLUX_URL/ORG/BUCKET/TOKEN`` (token also from ``GULOU_INFLUX_TOKEN_FILE``)."""
-        if not settings.influx_url:
+        if not settings.influx.url:
             raise ValueError("no InfluxDB URL: set GULOU_INFLUX_URL (or --influx-url)")
-        if not settings.influx_bucket:
+        if not settings.influx.bucket:
             raise ValueError("no InfluxDB bucket: set GULOU_INFLUX_BUCKET (InfluxDB 1.8: database/retention)")
-        return cls(settings.influx_url, settings.influx_org, settings.influx_bucket, settings.influx_secret(),
+        return cls(settings.influx.url, settings.influx.org, settings.influx.bucket, settings.influx.secret(),
                    timeout_s=timeout_s)
 
     def write(self, batch: Batch) -> None:

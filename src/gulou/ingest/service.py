@@ -46,18 +46,18 @@ def open_store(settings: Settings) -> EmbeddedStore:
 
 def open_writer(settings: Settings, client_id: str) -> DurableWriter | None:
     """The InfluxDB sink behind a disk spool when GULOU_INFLUX_URL is set; None for the embedded store."""
-    if not settings.influx_url:
+    if not settings.influx.url:
         return None
-    required = (("GULOU_INFLUX_ORG", settings.influx_org), ("GULOU_INFLUX_BUCKET", settings.influx_bucket))
+    required = (("GULOU_INFLUX_ORG", settings.influx.org), ("GULOU_INFLUX_BUCKET", settings.influx.bucket))
     missing = [name for name, value in required if not value]
     if missing:
         raise ValueError(f"GULOU_INFLUX_URL is set but {', '.join(missing)} is not")
     sink = InfluxSink.from_settings(settings)
-    spool_dir = settings.spool_dir or Path(settings.store).parent / f"spool-{client_id}"
-    spool = Spool(Path(spool_dir), settings.spool_max_bytes)
+    spool_dir = settings.spool.dir or Path(settings.store).parent / f"spool-{client_id}"
+    spool = Spool(Path(spool_dir), settings.spool.max_bytes)
     log.info("InfluxDB sink %s (org %s, bucket %s), spool %s (%s bytes max, %s batches pending)",
-             settings.influx_url, settings.influx_org, settings.influx_bucket, spool_dir,
-             settings.spool_max_bytes, spool.depth)
+             settings.influx.url, settings.influx.org, settings.influx.bucket, spool_dir,
+             settings.spool.max_bytes, spool.depth)
     return DurableWriter(sink, spool)
 
 
@@ -71,8 +71,8 @@ def build_collector(
     """A ready-to-start collector wired to the configured store and sink."""
     link = default_link(
         options.client_id, options.share_group, mqtt5=options.mqtt5, receive_maximum=options.receive_maximum,
-        username=settings.broker_username, password=settings.broker_secret(),
-        ca_file=str(settings.broker_ca_file) if settings.broker_ca_file else None,
+        username=settings.mqtt.username, password=settings.mqtt.secret(),
+        ca_file=str(settings.mqtt.ca_file) if settings.mqtt.ca_file else None,
     )
     store = open_store(settings)
     writer = open_writer(settings, options.client_id)

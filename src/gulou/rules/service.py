@@ -44,10 +44,10 @@ LAG_MEMORY_S = 30.0
 
 def mqtt_client(settings: Settings, broker: BrokerAddress, client_id: str, **kwargs: Any) -> aiomqtt.Client:
     """An aiomqtt client for the configured broker, credentials and TLS."""
-    tls = ssl.create_default_context(cafile=str(settings.broker_ca_file) if settings.broker_ca_file else None) \
+    tls = ssl.create_default_context(cafile=str(settings.mqtt.ca_file) if settings.mqtt.ca_file else None) \
         if broker.tls else None
-    return aiomqtt.Client(broker.host, broker.port, identifier=client_id, username=settings.broker_username,
-                          password=settings.broker_secret(), tls_context=tls, **kwargs)
+    return aiomqtt.Client(broker.host, broker.port, identifier=client_id, username=settings.mqtt.username,
+                          password=settings.mqtt.secret(), tls_context=tls, **kwargs)
 
 
 async def _backoff(delay: float) -> float:
@@ -105,14 +105,14 @@ class RulesService:
         channels: list[Channel] = [LogChannel(), StoreChannel(self.store, influx)]
         if self.broker is not None:
             channels.append(MqttChannel(self.publish))
-        if s.webhook_url:
-            secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
-            channels.append(WebhookChannel(s.webhook_url, secret))
-        if s.dingtalk_webhook:
-            ding_secret = s.dingtalk_secret.get_secret_value() if s.dingtalk_secret else None
-            channels.append(DingTalkChannel(s.dingtalk_webhook.get_secret_value(), ding_secret))
-        if s.wecom_webhook:
-            channels.append(WeComChannel(s.wecom_webhook.get_secret_value()))
+        if s.webhook.url:
+            secret = s.webhook.secret.get_secret_value() if s.webhook.secret else None
+            channels.append(WebhookChannel(s.webhook.url, secret))
+        if s.dingtalk.webhook:
+            ding_secret = s.dingtalk.secret.get_secret_value() if s.dingtalk.secret else None
+            channels.append(DingTalkChannel(s.dingtalk.webhook.get_secret_value(), ding_secret))
+        if s.wecom.webhook:
+            channels.append(WeComChannel(s.wecom.webhook.get_secret_value()))
         return channels
 
     # -- intake -----------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ class RulesService:
     async def _alert_publisher(self) -> None:
         assert self.broker is not None
         delay = 0.5
-        client_id = f"{self.settings.client_id}-rules-alerts-{uuid.uuid4().hex[:8]}"
+        client_id = f"{self.settings.mqtt.client_id}-rules-alerts-{uuid.uuid4().hex[:8]}"
         while True:
             try:
                 async with mqtt_client(self.settings, self.broker, client_id) as client:
@@ -296,7 +296,7 @@ class MqttSource:
         self.settings = settings
         self.broker = broker
         self.service = service
-        self.client_id = client_id or f"{settings.client_id}-rules-{uuid.uuid4().hex[:8]}"
+        self.client_id = client_id or f"{settings.mqtt.client_id}-rules-{uuid.uuid4().hex[:8]}"
         self.decoder = Decoder(service.registry)
         self.received = 0
         self.rejected = 0

@@ -1,0 +1,85 @@
+"""HJ 212 checksums: the standard's "ANSI CRC16" (appendix A) and the variants real loggers send.
+
+The standard's CRC is not CRC-16/MODBUS: each byte is XORed into what was the register's *high* byte
+(the register is shifted right by 8 first), so only 256 checksums exist. Loggers in the field also send
+the standard CRC byte-swapped, and CRC-16/MODBUS in both byte orders (reference §1.3); the gateway
+validates with the standard first and then tries the variants, so a station is recorded, not dropped.
+Neither algorithm is in the standard library; both are a 256-entry table and one line per byte.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+CrcVariant = Literal["standard", "standard_swapped", "modbus_swapped", "modbus"]
+# Order of trial on receipt: the standard first, then the variants from the most to the least common.
+CRC_VARIANTS: tuple[CrcVariant, ...] = ("standard", "standard_swapped", "modbus_swapped", "modbus")
+
+
+def _table() -> tuple[int, ...]:
+    """Eight reflected shift/XOR-0xA001 rounds applied to every byte value (shared by both algorithms)."""
+    table = []
+    for value in range(256):
+        reg = value
+        for _ in range(8):
+            reg = (reg >> 1) ^ 0xA001 if reg & 1 else reg >> 1
+        table.append(reg)
+    return tuple(table)
+
+
+_TABLE = _table()
+
+
+def hj212_crc(data: bytes) -> int:
+    """The HJ 212-2017 appendix A checksum of ``data`` (the data segment's bytes)."""
+    table = _TABLE
+    reg = 0xFFFF
+    for byte in data:
+        # (reg >> 8) ^ byte is below 256, so the eight rounds are one table lookup.
+        reg = table[(reg >> 8) ^ byte]
+    return reg
+
+
+def modbus_crc(data: bytes) -> int:
+    """CRC-16/MODBUS of ``data`` as a number (the value, before any byte-order choice on the wire)."""
+    table = _TABLE
+    reg = 0xFFFF
+    for byte in data:
+        reg = (reg >> 8) ^ table[(reg ^ byte) & 0xFF]
+    return reg
+
+
+def swap(value: int) -> int:
+    """The 16-bit value with its two bytes exchanged."""
+    return ((value & 0xFF) << 8) | (value >> 8)
+
+
+def crc_value(data: bytes, variant: CrcVariant = "standard") -> int:
+    """The number a sender using ``variant`` writes as the four hex digits after the data segment."""
+    if variant == "standard":
+        return hj212_crc(data)
+    if variant == "standard_swapped":
+        return swap(hj212_crc(data))
+    if variant == "modbus":
+        return modbus_crc(data)
+    return swap(modbus_crc(data))
+
+
+def crc_text(data: bytes, variant: CrcVariant = "standard") -> bytes:
+    """Four upper-case hex digits, high byte first, as the standard writes them."""
+    return b"%04X" % crc_value(data, variant)
+
+
+def identify(data: bytes, received: int) -> CrcVariant | None:
+    """Which CRC variant produced ``received`` for ``data``, trying the standard first; ``None`` if none."""
+    standard = hj212_crc(data)
+    if received == standard:
+        return "standard"
+    if received == swap(standard):
+        return "standard_swapped"
+    modbus = modbus_crc(data)
+    if received == swap(modbus):
+        return "modbus_swapped"
+    if received == modbus:
+        return "modbus"
+    return None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gulou.broker import EmbeddedBroker
+from gulou.app.broker import EmbeddedBroker
 from gulou.devices.registry import Registry, load_registry
 from tests.servers import Mosquitto, mosquitto_server
 

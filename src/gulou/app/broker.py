@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from amqtt.broker import Broker
 
-from gulou.settings import BrokerAddress
+from gulou.settings import BrokerAddress, Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,3 +59,33 @@ class EmbeddedBroker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+@dataclass(frozen=True)
+class BrokerLease:
+    """The broker a command talks to, and whether this process runs it."""
+
+    address: BrokerAddress
+    embedded: bool
+
+    @property
+    def url(self) -> str:
+        """``mqtt://host:port`` (or ``mqtts://``)."""
+        return f"{'mqtts' if self.address.tls else 'mqtt'}://{self.address.host}:{self.address.port}"
+
+
+@asynccontextmanager
+async def broker_for(settings: Settings, announce: Callable[[str], None] | None = None) -> AsyncIterator[BrokerLease]:
+    """The configured broker, or an embedded one started for the block and stopped after it."""
+    address = settings.broker_address()
+    if address is not None:
+        yield BrokerLease(address, embedded=False)
+        return
+    embedded = EmbeddedBroker()
+    address = await embedded.start()
+    if announce is not None:
+        announce(f"no broker configured: embedded MQTT broker at mqtt://{address.host}:{address.port}")
+    try:
+        yield BrokerLease(address, embedded=True)
+    finally:
+        await embedded.stop()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gulou.broker import EmbeddedBroker
+from gulou.app.broker import BrokerLease, broker_for
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Registry
 from gulou.ingest.collector import Collector
@@ -41,11 +41,14 @@ async def run_pipeline(
     on_ready: Callable[[Pipeline], Coroutine[Any, Any, Any]] | None = None,
 ) -> Pipeline:
     """Run until ``stop`` is set or ``on_ready``'s task finishes; infrastructure failures raise."""
-    embedded: EmbeddedBroker | None = None
-    address = settings.broker_address()
-    if address is None:
-        embedded = EmbeddedBroker()
-        address = await embedded.start()
+    async with broker_for(settings) as broker:
+        return await _run(settings, registry, stop, broker, with_rules, clock, on_ready)
+
+
+async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, broker: BrokerLease, with_rules: bool,
+               clock: Literal["wall", "event"],
+               on_ready: Callable[[Pipeline], Coroutine[Any, Any, Any]] | None) -> Pipeline:
+    address, embedded = broker.address, broker.embedded
     loop = asyncio.get_running_loop()
     rules: RulesService | None = None
     collector: Collector | None = None
@@ -54,7 +57,7 @@ async def run_pipeline(
             client_id=default_client_id(settings.mqtt.client_id),
             # amqtt speaks MQTT 3.1.1 only and has no shared subscriptions.
             share_group=None if embedded else settings.mqtt.share_group,
-            mqtt5=embedded is None,
+            mqtt5=not embedded,
         )
         on_stored: Callable[[list[Reading | StatusUpdate]], None] | None = None
         if with_rules:
@@ -70,7 +73,7 @@ async def run_pipeline(
         collector.start()
         if not await asyncio.to_thread(collector.link.wait_connected, 15):
             raise ConnectionError(f"collector could not connect to {address.host}:{address.port}")
-        pipeline = Pipeline(address, embedded is not None, collector, rules)
+        pipeline = Pipeline(address, embedded, collector, rules)
         async with asyncio.TaskGroup() as group:
             if rules is not None:
                 group.create_task(rules.run(), name="rules")
@@ -88,8 +91,6 @@ async def run_pipeline(
     finally:
         if collector is not None and collector.alive:
             await asyncio.to_thread(collector.stop)
-        if embedded is not None:
-            await embedded.stop()
 
 
 def _offer_all(rules: RulesService | None, items: list[Reading | StatusUpdate]) -> None:

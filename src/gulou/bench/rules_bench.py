@@ -101,7 +101,7 @@ def _publisher(host: str, port: int, devices: list[tuple[str, str]], rate: int, 
 
 def _embedded_broker(ready: Any, port_box: Any, stop: Any) -> None:
     """Run the embedded broker in its own process."""
-    from gulou.broker import EmbeddedBroker
+    from gulou.app.broker import EmbeddedBroker
 
     async def main() -> None:
         broker = EmbeddedBroker()

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from gulou.app.rules import run_rules
 from gulou.cli.common import (
     broker_option,
     echo_json,
@@ -96,39 +97,10 @@ def rules_run(broker: str | None, registry: Path | None, store: Path | None, rul
     reg = open_registry(settings)
     rule_set = _load(rule_files)
     try:
-        asyncio.run(_run(settings, reg, rule_set, clock))
+        asyncio.run(run_rules(settings, reg, rule_set, "event" if clock == "event" else "wall",
+                              announce=lambda line: click.echo(line, err=True)))
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
-
-
-async def _run(settings: Any, registry: Any, rule_set: list[AnyRule], clock: Any) -> None:
-    from gulou.broker import EmbeddedBroker
-    from gulou.rules.alert_store import AlertStore
-    from gulou.rules.service import MqttSource, RulesService
-
-    embedded = None
-    address = settings.broker_address()
-    if address is None:
-        embedded = EmbeddedBroker()
-        address = await embedded.start()
-        click.echo(f"no --broker given: embedded broker at mqtt://{address.host}:{address.port}", err=True)
-    influx = None
-    if settings.influx.url:
-        from gulou.ingest.influx import InfluxSink
-
-        influx = InfluxSink.from_settings(settings)
-    store = AlertStore(settings.store)
-    service = RulesService(settings, registry, rule_set, store=store, influx=influx, broker=address, clock=clock)
-    source = MqttSource(settings, address, service)
-    click.echo(f"rules engine: {len(rule_set)} rules, {len(registry)} devices, store {settings.store}", err=True)
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(service.run(), name="rules-service")
-            tg.create_task(source.run(), name="rules-mqtt-reader")
-    finally:
-        store.close()
-        if embedded is not None:
-            await embedded.stop()
 
 
 @rules.command("recompute")
@@ -207,7 +179,7 @@ def alerts(active: bool, limit: int | None, store: Path | None, as_json: bool) -
 def bench_rules(readings: int, rate: int, seconds: float, skip_latency: bool, broker: str | None,
                 rule_files: tuple[Path, ...], as_json: bool) -> None:
     """Rule evaluations per second, and publish → alert latency p50/p99 through a real broker."""
-    from gulou.rules.bench import bench_evaluations, bench_latency
+    from gulou.bench.rules_bench import bench_evaluations, bench_latency
 
     settings = load_settings(broker=broker)
     reg = open_registry(settings)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
+from rich.console import Console
 
+from gulou.app.demo import run_demo
+from gulou.app.pipeline import Pipeline, run_pipeline
 from gulou.cli.common import (
     broker_option,
     echo_json,
@@ -25,10 +24,8 @@ from gulou.cli.common import (
     setup_logging,
     store_option,
 )
-from gulou.ingest.store import EmbeddedStore
-from gulou.pipeline import Pipeline, run_pipeline
 from gulou.settings import Settings
-from gulou.simulators.publisher import SimConfig, SimProgress, SimSummary, SimulationError, run_simulation
+from gulou.simulators.publisher import SimulationError
 from gulou.simulators.scenario import ScenarioError, load_scenario
 
 
@@ -105,29 +102,7 @@ def demo(store: Path, registry: Path | None, scenario: str, speed: float, sim_ho
     async def main() -> None:
         stop = asyncio.Event()
         _install_signals(stop)
-
-        async def play(p: Pipeline) -> None:
-            # The pipeline outlives the simulation: the devices should not all announce they went away.
-            config = SimConfig(registry=reg, scenario=chosen, seed=seed, start=start,
-                               sim_duration=sim_hours * 3600, speed=speed, offline_at_end=False)
-            latest: list[SimProgress] = []
-            with Live(console=console, refresh_per_second=4, transient=False) as live:
-                async def refresh() -> None:
-                    while True:
-                        live.update(_panel(p, settings, latest[-1] if latest else None))
-                        await asyncio.sleep(0.25)
-
-                ticker = asyncio.create_task(refresh(), name="demo-display")
-                try:
-                    summary = await run_simulation(config, p.broker, progress=latest.append, stop=stop)
-                    await _settle(p, settings, summary)
-                finally:
-                    ticker.cancel()
-                    live.update(_panel(p, settings, latest[-1] if latest else None))
-            console.line()
-            result.update(_final(p, settings, summary))
-
-        await run_pipeline(settings, reg, stop, clock="event", on_ready=play)
+        result.update(await run_demo(settings, reg, chosen, start, sim_hours, speed, seed, console, stop))
 
     _run_or_explain(main)
     if not result:
@@ -140,58 +115,6 @@ def demo(store: Path, registry: Path | None, scenario: str, speed: float, sim_ho
                f"still active {sum(a['state'] == 'firing' for a in result['alerts'])}")
     where = f"--store {settings.store}"
     click.echo(f"look closer: gulou stats {where}; gulou alerts {where}; gulou query --domain air {where}")
-
-
-async def _settle(p: Pipeline, settings: Settings, summary: SimSummary, timeout: float = 30) -> None:
-    """Wait until the collector has accounted for everything published, and the rules engine caught up."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        t = p.collector.totals
-        if t.received >= summary.published:
-            break
-        await asyncio.sleep(0.2)
-    if p.rules is not None:
-        await p.rules.drain(timeout=10)
-
-
-def _panel(p: Pipeline, settings: Settings, progress: SimProgress | None) -> Group:
-    t = p.collector.totals
-    head = Table.grid(padding=(0, 2))
-    sim = progress.sim_time.astimezone().strftime("%m-%d %H:%M") if progress else "-"
-    rate = f"{progress.msgs_per_s:,.0f}" if progress else "-"
-    head.add_row("simulated time", sim, "published/s", rate, "stored", f"{t.stored:,}", "rejected",
-                 f"{t.rejected:,}", "spooled", f"{t.spooled:,}")
-    domains = Table(title="per domain (stored)", show_edge=False)
-    for domain in sorted(t.by_domain):
-        domains.add_column(domain, justify="right")
-    domains.add_row(*(f"{t.by_domain[d]:,}" for d in sorted(t.by_domain)))
-    alerts = Table(title="alerts", show_edge=False)
-    for col in ("state", "severity", "rule", "device", "value", "limit"):
-        alerts.add_column(col)
-    if p.rules is not None and p.rules.store is not None:
-        for a in p.rules.store.alerts(limit=8):
-            colour = "red" if a["state"] == "firing" else "green"
-            alerts.add_row(f"[{colour}]{a['state']}[/]", str(a["severity"]), str(a["rule_id"]),
-                           str(a["device_id"]), _num(a.get("value")), _num(a.get("limit")))
-    return Group(head, domains, alerts)
-
-
-def _num(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, int | float) else "-"
-
-
-def _final(p: Pipeline, settings: Settings, summary: SimSummary) -> dict[str, Any]:
-    store = EmbeddedStore(Path(settings.store))
-    try:
-        stats = store.stats()
-    finally:
-        store.close()
-    alerts = p.rules.store.alerts() if p.rules is not None and p.rules.store is not None else []
-    accounted = stats["stored"] + stats["rejected"] + stats["spooled"]
-    return {"published": summary.published, "stored": stats["stored"], "rejected": stats["rejected"],
-            "spooled": stats["spooled"], "unaccounted": summary.published - accounted,
-            "by_domain": stats["by_domain"], "by_reason": stats["by_reason"], "faults": summary.faults,
-            "alerts": alerts, "scenario": summary.scenario, "sim_time_reached": summary.sim_time_reached}
 
 
 def _run_or_explain(main: Any) -> None:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gulou.broker import EmbeddedBroker
+from gulou.app.simulate import simulate as simulate_devices
 from gulou.cli.common import (
     broker_option,
     echo_json,
@@ -27,10 +27,10 @@ from gulou.cli.common import (
     setup_logging,
 )
 from gulou.devices.registry import Registry
-from gulou.settings import BrokerAddress, Settings
+from gulou.settings import Settings
 from gulou.simulators.faults import check_rates
 from gulou.simulators.model import FAULT_KINDS, parse_duration, rfc3339
-from gulou.simulators.publisher import SimConfig, SimProgress, SimSummary, SimulationError, run_simulation
+from gulou.simulators.publisher import SimConfig, SimProgress, SimSummary, SimulationError
 from gulou.simulators.scenario import ScenarioError, load_scenario, schedule
 from gulou.timeutil import CHINA_TZ
 
@@ -136,26 +136,11 @@ async def _run(config: SimConfig, settings: Settings, devices: Registry, err: Co
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    address = settings.broker_address()
-    embedded: EmbeddedBroker | None = None
-    if address is None:
-        embedded = EmbeddedBroker()
-        address = await embedded.start()
-        err.print(f"embedded MQTT broker listening on port {address.port} (mqtt://{address.host}:{address.port})")
-    try:
-        return await _publish(config, address, err, sim_duration, stop, len(devices))
-    finally:
-        if embedded is not None:
-            await embedded.stop()
-
-
-async def _publish(config: SimConfig, address: BrokerAddress, err: Console, sim_duration: float | None,
-                   stop: asyncio.Event, count: int) -> SimSummary:
     columns: list[Any] = [TextColumn("[bold]simulating[/] {task.fields[devices]} devices"), BarColumn(),
                           TextColumn("{task.fields[published]} published · {task.fields[rate]} msg/s · "
                                      "sim {task.fields[sim]}"), TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("sim", total=sim_duration, devices=count, published=0, rate="0", sim="-")
+        task = bar.add_task("sim", total=sim_duration, devices=len(devices), published=0, rate="0", sim="-")
         first: list[datetime] = []
 
         def show(p: SimProgress) -> None:
@@ -163,7 +148,7 @@ async def _publish(config: SimConfig, address: BrokerAddress, err: Console, sim_
             bar.update(task, completed=(p.sim_time - first[0]).total_seconds(), published=p.published,
                        rate=f"{p.msgs_per_s:,.0f}", sim=rfc3339(p.sim_time))
 
-        return await run_simulation(config, address, show, stop)
+        return await simulate_devices(config, settings, show, stop, err.print)
 
 
 def _print_summary(s: SimSummary) -> None:

@@ -17,7 +17,7 @@ import aiomqtt
 import pytest
 
 from gulou.devices.registry import Registry
-from gulou.pipeline import Pipeline, run_pipeline
+from gulou.app.pipeline import Pipeline, run_pipeline
 from gulou.rules.model import HeldRule, RateRule, load_rules
 from gulou.settings import Settings, parse_broker_url
 from gulou.simulators.publisher import SimConfig, run_simulation

@@ -95,6 +95,13 @@ class AlertStore:
         with self._lock:
             self._db.execute("DELETE FROM alert_outbox WHERE id = ?", (outbox_id,))
 
+    def pop_oldest(self) -> dict[str, Any] | None:
+        """Remove and return the oldest undelivered notification of any channel (an outbox over its bound)."""
+        with self._lock:
+            row = self._db.execute("DELETE FROM alert_outbox WHERE id = (SELECT MIN(id) FROM alert_outbox) "
+                                   "RETURNING body").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
     def outbox_counts(self) -> dict[str, int]:
         """Undelivered notifications per channel."""
         if self.readonly and not self._has_tables():

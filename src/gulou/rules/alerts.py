@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -73,6 +75,17 @@ class AlertTransition:
     def to_json(self) -> dict[str, Any]:
         """Payload for every delivery channel."""
         return {"event": self.event, **self.alert.to_json()}
+
+    @cached_property
+    def body(self) -> bytes:
+        """``to_json()`` as UTF-8 JSON, encoded once however many channels send it."""
+        return json.dumps(self.to_json(), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> AlertTransition:
+        """Rebuild a transition from ``to_json()`` (a notification kept on disk for redelivery)."""
+        data = {k: v for k, v in payload.items() if k not in ("event", "source")}
+        return cls(payload["event"], Alert.model_validate(data))
 
 
 class _SafeFormat(string.Formatter):

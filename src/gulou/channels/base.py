@@ -1,0 +1,55 @@
+"""The alert channel boundary: a ``Channel`` delivers one ``AlertTransition`` or raises ``DeliveryError``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Self
+
+from gulou.rules.alert_store import AlertStore
+from gulou.rules.alerts import AlertTransition
+from gulou.settings import BrokerAddress, Settings
+from gulou.tsdb.writer import LineWriter
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver a notification (the worker retries, then keeps it for later)."""
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What the rules service has besides settings: its alert store, line writer and broker."""
+
+    store: AlertStore | None = None
+    lines: LineWriter | None = None
+    broker: BrokerAddress | None = None
+
+
+class Channel(ABC):
+    """Somewhere alerts go. ``send`` returns once delivered, else raises."""
+
+    name: str = "channel"
+    # A channel that writes the alert store cannot keep its failures in that same store.
+    writes_store: bool = False
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
+        """The channel as configured, or ``None`` when its section (or context) leaves it off."""
+
+    @abstractmethod
+    async def send(self, transition: AlertTransition) -> None:
+        """Deliver one notification."""
+
+    async def run(self) -> None:
+        """Hold what the channel needs between sends (a connection); most need nothing."""
+        return
+
+    def ready(self) -> bool:
+        """Whether a send could go out now (a connected channel says no while it is disconnected)."""
+        return True
+
+
+def describe(transition: AlertTransition) -> str:
+    """How logs name a notification."""
+    return f"{transition.event} {transition.alert.alert_id}"

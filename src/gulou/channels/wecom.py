@@ -1,0 +1,30 @@
+"""The WeCom (企业微信) group robot channel: markdown messages."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from gulou.channels.base import ChannelContext
+from gulou.channels.http import RobotChannel, markdown
+from gulou.rules.alerts import AlertTransition
+from gulou.settings import Settings
+
+# The robot takes at most 4096 bytes of content; stay clear of it without splitting a character.
+CONTENT_BYTES = 4000
+
+
+class WeComChannel(RobotChannel):
+    """WeCom group robot, markdown msgtype."""
+
+    name = "wecom"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
+        """On when ``settings.wecom.webhook`` is set."""
+        section = settings.wecom
+        return cls(section.webhook.get_secret_value()) if section.webhook else None
+
+    def body(self, transition: AlertTransition) -> dict[str, Any]:
+        """WeCom markdown message."""
+        _, text = markdown(transition)
+        return {"msgtype": "markdown", "markdown": {"content": text.encode()[:CONTENT_BYTES].decode(errors="ignore")}}

@@ -1,0 +1,1 @@
+"""Reports staff hand upward: district AQI, good days, water classes, black odour, sorting, housing, targets."""

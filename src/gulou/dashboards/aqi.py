@@ -9,30 +9,48 @@ from grafana_foundation_sdk.builders import stat, timeseries
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
-from gulou.dashboards.common import AQI_BANDS, InfluxQL, dashed_thresholds, range_mappings, series, single, steps
+from gulou.dashboards.common import InfluxQL, dashed_thresholds, range_mappings, series, single, steps
+from gulou.dashboards.limits import aqi_bands
+from gulou.rules.standards.tables import gb3095
 
-# First AQI of each category after 优 (0–50): 良 51–100, 轻度 101–150, 中度 151–200, 重度 201–300, 严重 > 300.
-AQI_STEPS: tuple[int, int, int, int, int] = (51, 101, 151, 201, 301)
-AQI_DESCRIPTION = (
-    "AQI per HJ 633 (2012 edition before 2026-03-01, 2026 edition since), computed by the rules engine for "
-    "every air reading (real-time rating: 1 h columns for gases, 24 h columns for particles) and written as the "
-    "aqi measurement. Colours: "
-    "优 0–50 #00E400, 良 51–100 #FFFF00, 轻度污染 101–150 #FF7E00, 中度污染 151–200 #FF0000, "
-    "重度污染 201–300 #99004C, 严重污染 > 300 #7E0023."
-)
+
+def _editions() -> str:
+    """Which HJ 633 edition rates which dates, from the rule sets: "2012 edition before 2026-03-01, …"."""
+    changes: list[tuple[str, str | None]] = []
+    for rule_set in gb3095().rule_sets:
+        if not changes or changes[-1][0] != rule_set.method:
+            changes.append((rule_set.method, None if rule_set.since is None else rule_set.since.isoformat()))
+    parts = []
+    for index, (method, since) in enumerate(changes):
+        edition = f"{method.rsplit('-', 1)[-1]} edition"
+        following = changes[index + 1][1] if index + 1 < len(changes) else None
+        if since is None:
+            parts.append(f"{edition} before {following}" if following else edition)
+        else:
+            parts.append(f"{edition} from {since} before {following}" if following else f"{edition} since")
+    return ", ".join(parts)
+
+
+def aqi_description() -> str:
+    """How the ``aqi`` series is computed and the category colours, for the panel descriptions."""
+    bands = aqi_bands()
+    colours = ", ".join(f"{word} {low}–{high} {colour}" if high is not None else f"{word} > {low - 1} {colour}"
+                        for low, high, word, colour in bands)
+    return (f"AQI per HJ 633 ({_editions()}), computed by the rules engine for every air reading (real-time "
+            "rating: 1 h columns for gases, 24 h columns for particles) and written as the aqi measurement. "
+            f"Colours: {colours}.")
 
 
 def aqi_thresholds() -> dash.ThresholdsConfig:
-    """The standard category colours at AQI 0/51/101/151/201/301."""
-    return steps(AQI_BANDS[0][1], *((float(v), band[1]) for v, band in zip(AQI_STEPS, AQI_BANDS[1:], strict=True)))
+    """The standard category colours from the first AQI of each category (0/51/101/151/201/301)."""
+    bands = aqi_bands()
+    return steps(bands[0][3], *((float(low), colour) for low, _high, _word, colour in bands[1:]))
 
 
 def aqi_mappings() -> list[model.ValueMapping]:
     """AQI ranges to their category words (优 … 严重污染) in the category colour."""
-    lows: list[float | None] = [0.0, *(float(v) for v in AQI_STEPS)]
-    highs: list[float | None] = [float(v - 1) for v in AQI_STEPS] + [None]
-    return range_mappings([(low, high, band[2], band[1]) for low, high, band in zip(lows, highs, AQI_BANDS,
-                                                                                   strict=True)])
+    return range_mappings([(float(low), None if high is None else float(high), word, colour)
+                           for low, high, word, colour in aqi_bands()])
 
 
 def latest_query(where: str) -> str:
@@ -53,7 +71,7 @@ def worst_now(where: str, pos: model.GridPos) -> dash.Panel:
                InfluxQL(worst_query(where), "A", alias="AQI"),
                InfluxQL(worst_query(where), "B", alias="类别"),
                description="Highest latest AQI over the selected stations (last hour), and its category. "
-                           + AQI_DESCRIPTION)
+                           + aqi_description())
         .text_mode(common.BigValueTextMode.VALUE)
         .orientation(common.VizOrientation.VERTICAL)
         .decimals(0)
@@ -71,7 +89,7 @@ def by_station(where: str, pos: model.GridPos) -> dash.Panel:
         single("各站 AQI 类别 AQI category by station",
                InfluxQL(latest_query(where), alias="$tag_device"),
                description="Latest AQI of each station in the last hour, shown as its category word under the "
-                           "station id. " + AQI_DESCRIPTION)
+                           "station id. " + aqi_description())
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .decimals(0)
         .thresholds(aqi_thresholds())
@@ -87,5 +105,5 @@ def hourly(where: str, pos: model.GridPos) -> timeseries.Panel:
     query = f'SELECT max("aqi") FROM "aqi" WHERE $timeFilter AND {where} GROUP BY time(1h), "device" fill(none)'
     panel = series("小时 AQI Hourly AQI", InfluxQL(query, alias="$tag_device"),
                    description="Highest AQI of each station per hour. Dashed lines at the category edges. "
-                               + AQI_DESCRIPTION)
+                               + aqi_description())
     return dashed_thresholds(panel.decimals(0).min(0), aqi_thresholds()).grid_pos(pos)

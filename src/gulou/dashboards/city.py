@@ -22,14 +22,22 @@ from gulou.dashboards.common import (
     tabular,
     tag_variable,
 )
-from gulou.dashboards.limits import STRUCTURE_LIMITS, tier_thresholds
+from gulou.dashboards.limits import (
+    grafana_unit,
+    percent,
+    rule_limit,
+    strictest_tilt,
+    structure_limit,
+    tier_percent_text,
+    tier_thresholds,
+    tilt_limits_text,
+)
 
 WASTE_UID = "gulou-waste"
 PARKING_UID = "gulou-parking"
 STRUCTURE_UID = "gulou-structure"
 STREET = "\"street\" =~ /^$street$/"
 DEVICE = "\"device\" =~ /^$device$/"
-SORTING_TARGET = 0.95
 
 
 def _dashed() -> list[model.DynamicConfigValue]:
@@ -46,43 +54,50 @@ def build_waste() -> dash.Dashboard:
     board = board.with_variable(tag_variable("street", "街道 Street", "waste", "street"))
     board = board.with_variable(tag_variable("device", "垃圾桶 Bin", "waste", "device",
                                              f"{STREET} AND \"type\" = 'smart_bin'"))
+    dispatch_at, overflow_at = rule_limit("waste-bin-dispatch"), rule_limit("waste-bin-overflow")
+    sorting_target = rule_limit("waste-sorting-rate-daily")
     fill = series("满溢度 Fill level per bin",
                   InfluxQL('SELECT max("fill_level") FROM "waste" WHERE $timeFilter AND "type" = \'smart_bin\' '
                            f'AND {STREET} AND {DEVICE} GROUP BY time($__interval), "device" fill(none)',
                            alias="$tag_device"),
                   unit="percentunit",
-                  description="Dispatch a truck at 80 %, overflow at 95 % (dashed lines).")
-    fill = dashed_thresholds(fill.min(0).max(1), steps("green", (0.8, "orange"), (0.95, "red")))
+                  description=f"Dispatch a truck at {percent(dispatch_at)}, overflow at {percent(overflow_at)} "
+                              "(dashed lines).")
+    fill = dashed_thresholds(fill.min(0).max(1), steps("green", (dispatch_at, "orange"), (overflow_at, "red")))
     overflow = series("溢出事件 Overflow events per hour",
-                      InfluxQL('SELECT count("fill_level") FROM "waste" WHERE $timeFilter AND "fill_level" >= 0.95 '
-                               f'AND {STREET} GROUP BY time(1h), "street" fill(0)', alias="$tag_street"),
-                      description="Readings at or above 95 % fill, per street and hour: bins left too long.")
+                      InfluxQL('SELECT count("fill_level") FROM "waste" WHERE $timeFilter AND '
+                               f'"fill_level" >= {overflow_at:g} AND {STREET} GROUP BY time(1h), "street" fill(0)',
+                               alias="$tag_street"),
+                      description=f"Readings at or above {percent(overflow_at)} fill, per street and hour: bins "
+                                  "left too long.")
     overflow = overflow.draw_style(common.GraphDrawStyle.BARS).stacking(
         common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
     dispatch = tabular("待清运 Bins to dispatch now", InfluxQL(
         'SELECT "f" AS "fill_level" FROM (SELECT last("fill_level") AS "f" FROM "waste" WHERE $timeFilter '
         f'AND "type" = \'smart_bin\' AND {STREET} GROUP BY "device", "street", "site", "category") '
-        'WHERE "f" >= 0.8 GROUP BY "device", "street", "site", "category"', table=True),
-        description="Bins whose latest fill level is at least 80 %: the dispatch list.").unit(
-        "percentunit").thresholds(steps("orange", (0.95, "red")))
+        f'WHERE "f" >= {dispatch_at:g} GROUP BY "device", "street", "site", "category"', table=True),
+        description=f"Bins whose latest fill level is at least {percent(dispatch_at)}: the dispatch list.").unit(
+        "percentunit").thresholds(steps("orange", (overflow_at, "red")))
     rate = (
         bargauge.Panel()
         .title("分类准确率 Sorting correct rate per street")
-        .description("sum(correct) / sum(inspected) over the time range, per street; plan target ≥ 95 %.")
+        .description(f"sum(correct) / sum(inspected) over the time range, per street; plan target ≥ "
+                     f"{percent(sorting_target)}.")
         .datasource(datasource_ref())
         .with_target(InfluxQL('SELECT sum("correct") / sum("inspected") AS "rate" FROM "waste" '
                               f'WHERE $timeFilter AND "type" = \'sorting_point\' AND {STREET} GROUP BY "street"',
                               alias="$tag_street"))
         .unit("percentunit").min(0.8).max(1)
-        .thresholds(steps("red", (0.9, "orange"), (SORTING_TARGET, "green")))
+        .thresholds(steps("red", (0.9, "orange"), (sorting_target, "green")))
         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     )
     trend = series("分类准确率趋势 Correct rate by day",
                    InfluxQL('SELECT sum("correct") / sum("inspected") FROM "waste" WHERE $timeFilter AND '
                             f'"type" = \'sorting_point\' AND {STREET} GROUP BY time(1d), "street" fill(none) '
                             "tz('Asia/Shanghai')", alias="$tag_street"),
-                   unit="percentunit", description="Daily correct rate per street; dashed line at the 95 % target.")
-    trend = dashed_thresholds(trend, steps("red", (SORTING_TARGET, "green")))
+                   unit="percentunit",
+                   description=f"Daily correct rate per street; dashed line at the {percent(sorting_target)} target.")
+    trend = dashed_thresholds(trend, steps("red", (sorting_target, "green")))
     for panel, pos in ((fill, grid(0, 0, 12, 8)), (overflow, grid(12, 0, 12, 8)), (dispatch, grid(0, 8, 12, 8)),
                        (rate, grid(12, 8, 12, 8)), (trend, grid(0, 16, 24, 8))):
         board = board.with_panel(cast(dash.Panel, panel.grid_pos(pos)))
@@ -91,6 +106,11 @@ def build_waste() -> dash.Dashboard:
 
 def build_parking() -> dash.Dashboard:
     """The parking dashboard: occupancy per lot and street, free spots, time until full."""
+    tight, full = rule_limit("parking-tight"), rule_limit("parking-full")
+
+    def occupancy() -> dash.ThresholdsConfig:
+        return steps("green", (tight, "orange"), (full, "red"))
+
     board = base_dashboard(PARKING_UID, "鼓楼智脑 停车 Parking",
                            "Occupancy per lot and per street, free spots now and the time until each lot is full.")
     board = board.with_variable(tag_variable("street", "街道 Street", "parking", "street"))
@@ -99,22 +119,22 @@ def build_parking() -> dash.Dashboard:
                      InfluxQL('SELECT mean("occupied_spots") / mean("total_spots") FROM "parking" WHERE $timeFilter '
                               f'AND {STREET} AND {DEVICE} GROUP BY time($__interval), "device" fill(none)',
                               alias="$tag_device"),
-                     unit="percentunit", description="Tight at 90 %, full at 98 % (dashed).")
-    per_lot = dashed_thresholds(per_lot.min(0).max(1), steps("green", (0.9, "orange"), (0.98, "red")))
+                     unit="percentunit", description=f"Tight at {percent(tight)}, full at {percent(full)} (dashed).")
+    per_lot = dashed_thresholds(per_lot.min(0).max(1), occupancy())
     inner = ('SELECT mean("occupied_spots") AS "o", mean("total_spots") AS "t" FROM "parking" WHERE $timeFilter '
              f'AND {STREET} GROUP BY time($__interval), "device", "street"')
     per_street = series("街道占用率 Occupancy by street",
                         InfluxQL(f'SELECT sum("o") / sum("t") FROM ({inner}) GROUP BY time($__interval), "street" '
                                  "fill(none)", alias="$tag_street"),
                         unit="percentunit", description="Occupied over total spots of all lots in the street.")
-    per_street = dashed_thresholds(per_street.min(0).max(1), steps("green", (0.9, "orange"), (0.98, "red")))
+    per_street = dashed_thresholds(per_street.min(0).max(1), occupancy())
     free = tabular("空闲车位 Free spots now", InfluxQL(
         'SELECT last("total_spots") - last("occupied_spots") AS "free", last("occupied_spots") / '
         'last("total_spots") AS "occupancy" FROM "parking" WHERE $timeFilter AND ' + STREET
         + ' GROUP BY "device", "street", "lot_type"', table=True),
         description="Latest report per lot.").override_by_name("occupancy", [
             model.DynamicConfigValue(id_val="unit", value="percentunit"),
-            model.DynamicConfigValue(id_val="thresholds", value=steps("green", (0.9, "orange"), (0.98, "red")).build()),
+            model.DynamicConfigValue(id_val="thresholds", value=occupancy().build()),
             model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
         ])
     rates = ('SELECT derivative(mean("occupied_spots"), 1h) AS "rate", mean("total_spots") - mean("occupied_spots") '
@@ -135,15 +155,16 @@ def build_parking() -> dash.Dashboard:
 
 
 def _structure_panel(title: str, select: str, key: str, unit: str, description: str) -> timeseries.Panel:
-    limit, label = STRUCTURE_LIMITS[key]
+    line = structure_limit(key)
     metric = "settlement" if key == "settlement_rate" else ("tilt_x" if key == "tilt" else key)
     panel = series(title,
                    InfluxQL(f'SELECT {select} FROM "structure" WHERE $timeFilter AND {STREET} AND '
                             '"site" =~ /^$building$/ GROUP BY time($__interval), "site", "device" fill(none)',
                             alias="$tag_site $tag_device"),
-                   InfluxQL(limit_series(metric, "structure", limit, label), "B"),
-                   unit=unit, description=description + " Yellow/orange/red at 70/85/100 % of the control value.")
-    return dashed_thresholds(panel, tier_thresholds(limit)).override_by_name(label, _dashed())
+                   InfluxQL(limit_series(metric, "structure", line.value, line.label), "B"),
+                   unit=unit, description=f"{description} Yellow/orange/red at {tier_percent_text()} % of the "
+                                          "control value.")
+    return dashed_thresholds(panel, tier_thresholds(line.value)).override_by_name(line.label, _dashed())
 
 
 def build_structure() -> dash.Dashboard:
@@ -154,23 +175,32 @@ def build_structure() -> dash.Dashboard:
     board = board.with_variable(tag_variable("street", "街道 Street", "structure", "street"))
     board = board.with_variable(tag_variable("building", "房屋 Building", "structure", "site", STREET))
     tilt = ('tan(sqrt(pow(mean("tilt_x"), 2) + pow(mean("tilt_y"), 2)) * 0.017453292519943295) * 100')
+    strictest = f"{strictest_tilt()[0]}+"
+    crack = structure_limit("crack_width").value
+    settle = structure_limit("settlement_rate").value
+    ppv = structure_limit("vibration").value
     panels = [
         _structure_panel("倾斜率 Tilt ratio", tilt, "tilt", "percent",
-                         "tan of the resultant inclination, in %. Dangerous above 2 % for 3+ storeys and 3 % for "
-                         "1–2 storeys (JGJ 125-2016); the tiers use the 3+ storey limit."),
-        _structure_panel("裂缝宽度 Crack width", 'max("crack_width")', "crack_width", "lengthmm",
-                         "Widest reading per interval; masonry compression cracks are dangerous above 1.0 mm."),
+                         f"tan of the resultant inclination, in %. Dangerous above {tilt_limits_text()} "
+                         f"(JGJ 125-2016); the tiers use the {strictest} storey limit."),
+        _structure_panel("裂缝宽度 Crack width", 'max("crack_width")', "crack_width",
+                         grafana_unit("structure_monitor", "crack_width"),
+                         "Widest reading per interval; masonry compression cracks are dangerous above "
+                         f"{crack:.1f} mm."),
         _structure_panel("沉降速率 Settlement rate", 'derivative(mean("settlement"), 1d)', "settlement_rate",
-                         "lengthmm",
-                         "Change of cumulative settlement per day; dangerous above 2 mm/day under adjacent works."),
-        _structure_panel("振动 Vibration (PPV)", 'max("vibration")', "vibration", "velocitymms",
-                         "Peak particle velocity; old houses are allowed about 3.5 mm/s (70 % of GB 50868)."),
+                         grafana_unit("structure_monitor", "settlement"),
+                         f"Change of cumulative settlement per day; dangerous above {settle:g} mm/day under adjacent "
+                         "works."),
+        _structure_panel("振动 Vibration (PPV)", 'max("vibration")', "vibration",
+                         grafana_unit("structure_monitor", "vibration"),
+                         f"Peak particle velocity; old houses are allowed about {ppv:g} mm/s (70 % of GB 50868)."),
     ]
     settlement = series("累计沉降 Cumulative settlement",
                         InfluxQL(f'SELECT mean("settlement") FROM "structure" WHERE $timeFilter AND {STREET} AND '
                                  '"site" =~ /^$building$/ GROUP BY time($__interval), "site", "device" fill(none)',
                                  alias="$tag_site $tag_device"),
-                        unit="lengthmm", description="Settlement since installation; read with the rate panel.")
+                        unit=grafana_unit("structure_monitor", "settlement"),
+                        description="Settlement since installation; read with the rate panel.")
     for index, panel in enumerate([*panels, settlement]):
         board = board.with_panel(panel.grid_pos(grid((index % 2) * 12, (index // 2) * 8, 12, 8)))
     return board

@@ -26,17 +26,6 @@ GAZETTEER_PATH = "public/gazetteer/gulou-devices.json"
 
 ALERT_ANNOTATION_QUERY = "SELECT message FROM alerts WHERE $timeFilter"
 
-# HJ 633 AQI categories: upper bound of each band and its colour (standards.md §1).
-AQI_BANDS: tuple[tuple[float | None, str, str], ...] = (
-    (None, "#00E400", "优"),
-    (50, "#FFFF00", "良"),
-    (100, "#FF7E00", "轻度污染"),
-    (150, "#FF0000", "中度污染"),
-    (200, "#99004C", "重度污染"),
-    (300, "#7E0023", "严重污染"),
-)
-
-
 def datasource_ref() -> model.DataSourceRef:
     """Reference to the project's InfluxDB datasource."""
     return model.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
@@ -258,5 +247,5 @@ def transformation(kind: str, **options: Any) -> model.DataTransformerConfig:
 def limit_series(metric: str, measurement: str, limit: float, label: str, where: str = "") -> str:
     """InfluxQL for a labelled constant line at ``limit`` (so the limit shows in the legend with its source)."""
     extra = f" AND {where}" if where else ""
-    return (f'SELECT mean("{metric}") * 0 + {limit} AS "{label}" FROM "{measurement}" '
+    return (f'SELECT mean("{metric}") * 0 + {limit:g} AS "{label}" FROM "{measurement}" '
             f"WHERE $timeFilter{extra} GROUP BY time($__interval) fill(previous)")

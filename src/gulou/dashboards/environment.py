@@ -24,16 +24,24 @@ from gulou.dashboards.common import (
     transformation,
 )
 from gulou.dashboards.limits import (
-    AIR_LIMITS,
     AIR_NAMES,
-    AIR_UNITS,
-    BLACK_ODOUR,
     GOOD_DAY_TARGET,
-    PM25_AQI_BREAKPOINTS,
-    WATER_LIMITS,
     WATER_NAMES,
+    LimitLine,
+    air_limit_lines,
+    air_pollutants,
+    black_odour,
     black_odour_mappings,
+    black_odour_unit,
+    gb3838_rated,
+    good_day_max_aqi,
+    grafana_unit,
+    newest_method,
+    pm25_at_iaqi,
     water_class_mappings,
+    water_classes,
+    water_is_lower_bound,
+    water_limits,
 )
 
 AIR_UID = "gulou-air"
@@ -44,24 +52,25 @@ TZ = "tz('Asia/Shanghai')"
 AQI_ROW_H = 8  # the AQI row sits on top of the air dashboard; the pollutant panels start below it
 
 
-def _limit_lines(panel: timeseries.Panel, limits: list[tuple[float, str]]) -> timeseries.Panel:
+def _limit_lines(panel: timeseries.Panel, limits: list[LimitLine]) -> timeseries.Panel:
     """Dashed threshold lines at the limits, red from the lowest one."""
-    lowest = min(v for v, _ in limits)
+    lowest = min(line.value for line in limits)
     return dashed_thresholds(panel, steps("green", (lowest, "red")))
 
 
 def air_hourly(metric: str, x: int, y: int) -> timeseries.Panel:
     """Hourly means of one pollutant per station with its limits drawn and labelled."""
+    lines = air_limit_lines(metric)
     targets = [InfluxQL(f'SELECT mean("{metric}") FROM "air" WHERE $timeFilter AND {AIR_FILTER} '
                         'GROUP BY time(1h), "device" fill(none)', "A", alias="$tag_device")]
-    for index, (value, label) in enumerate(AIR_LIMITS[metric]):
-        targets.append(InfluxQL(limit_series(metric, "air", value, label), chr(ord("B") + index)))
-    panel = series(f"{AIR_NAMES[metric]} 小时均值 hourly mean", *targets, unit=AIR_UNITS[metric],
+    for index, line in enumerate(lines):
+        targets.append(InfluxQL(limit_series(metric, "air", line.value, line.label), chr(ord("B") + index)))
+    panel = series(f"{AIR_NAMES[metric]} 小时均值 hourly mean", *targets, unit=grafana_unit("air_station", metric),
                    description="Hourly mean per station; dashed lines are the GB 3095 class II limits, named in "
                                "the legend (24 h limits for particles, 1 h limits for gases).")
-    panel = _limit_lines(panel, AIR_LIMITS[metric]).grid_pos(grid(x, y, 12, 8))
-    for _value, label in AIR_LIMITS[metric]:
-        panel = panel.override_by_name(label, [
+    panel = _limit_lines(panel, lines).grid_pos(grid(x, y, 12, 8))
+    for line in lines:
+        panel = panel.override_by_name(line.label, [
             model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
             model.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
             model.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "red"}),
@@ -77,25 +86,40 @@ def air_daily() -> timeseries.Panel:
         InfluxQL(f'SELECT mean("pm10") FROM "air" WHERE $timeFilter AND {AIR_FILTER} '
                  f'GROUP BY time(1d), "device" fill(none) {TZ}', "B", alias="PM10 $tag_device"),
     ]
-    panel = series("24 小时均值 24 h means", *targets, unit="conµgm3",
-                   description="Daily means (00:00–24:00 Beijing time). Thresholds: PM2.5 60 (GB 3095-2026) "
-                               "and 75 (GB 3095-2012); PM10 120 / 150.")
+    pm25 = sorted(air_limit_lines("pm25"), key=lambda line: line.value)
+    pm10 = sorted(line.value for line in air_limit_lines("pm10"))
+    named = [f"{line.value:g} ({line.standard})" for line in pm25]
+    panel = series("24 小时均值 24 h means", *targets, unit=grafana_unit("air_station", "pm25"),
+                   description="Daily means (00:00–24:00 Beijing time). Thresholds: PM2.5 "
+                               f"{_joined(named)}; PM10 {' / '.join(f'{v:g}' for v in pm10)}.")
     panel = panel.draw_style(common.GraphDrawStyle.BARS).fill_opacity(60).time_from("now-30d")
-    panel = dashed_thresholds(panel, steps("green", (60, "orange"), (75, "red")))
+    panel = dashed_thresholds(panel, steps("green", *zip((line.value for line in pm25), _warm(len(pm25)),
+                                                           strict=True)))
     return panel.grid_pos(grid(0, AQI_ROW_H + 24, 12, 8))
+
+
+def _joined(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _warm(count: int) -> tuple[str, ...]:
+    """Colours for ``count`` ascending limits, ending in red at the highest."""
+    return (("yellow",) * max(0, count - 2) + ("orange", "red"))[-count:]
 
 
 def good_day_ratio() -> dash.Panel:
     """Year-to-date share of days whose PM2.5 daily mean keeps the IAQI ≤ 100, against the plan target."""
+    good_aqi = good_day_max_aqi()
+    bound = pm25_at_iaqi(good_aqi)
     daily = f'SELECT mean("pm25") AS "d" FROM "air" WHERE $timeFilter GROUP BY time(1d) {TZ}'
-    good = InfluxQL(f'SELECT count("d") AS "good_days" FROM ({daily}) WHERE "d" <= {PM25_AQI_BREAKPOINTS[1]}',
-                    "A", table=True)
+    good = InfluxQL(f'SELECT count("d") AS "good_days" FROM ({daily}) WHERE "d" <= {bound:g}', "A", table=True)
     valid = InfluxQL(f'SELECT count("d") AS "valid_days" FROM ({daily})', "B", table=True)
     panel = (
         single("优良天数比例 Good-day ratio (year to date, PM2.5)", good, valid, unit="percentunit",
-               description=f"Days this year whose district PM2.5 daily mean is ≤ {PM25_AQI_BREAKPOINTS[1]} µg/m³ "
-                           "(PM2.5 IAQI ≤ 100, HJ 633-2026) over days with data. Approximates 优良天数比例, "
-                           "which uses the full AQI. Green at or above the plan target "
+               description=f"Days this year whose district PM2.5 daily mean is ≤ {bound:g} µg/m³ "
+                           f"(PM2.5 IAQI ≤ {good_aqi}, {newest_method()}) over days with data. Approximates "
+                           "优良天数比例, which uses the full AQI. Green at or above the plan target "
                            f"{GOOD_DAY_TARGET:.0%}.")
         .time_from("now/y")
         .with_transformation(transformation("merge"))
@@ -119,7 +143,7 @@ def build_air() -> dash.Dashboard:
     board = board.with_panel(aqi.worst_now(AIR_FILTER, grid(0, 0, 4, 8)))
     board = board.with_panel(aqi.by_station(AIR_FILTER, grid(4, 0, 8, 8)))
     board = board.with_panel(aqi.hourly(AIR_FILTER, grid(12, 0, 12, 8)))
-    for index, metric in enumerate(AIR_LIMITS):
+    for index, metric in enumerate(air_pollutants()):
         board = board.with_panel(air_hourly(metric, (index % 2) * 12, AQI_ROW_H + (index // 2) * 8))
     return board.with_panel(air_daily()).with_panel(good_day_ratio())
 
@@ -128,23 +152,26 @@ def water_indicator(metric: str, x: int, y: int) -> timeseries.Panel:
     """One indicator per river section, with the GB 3838 class III/IV/V limits drawn and labelled."""
     targets = [InfluxQL(f'SELECT mean("{metric}") FROM "water" WHERE $timeFilter AND {WATER_FILTER} '
                         'GROUP BY time($__interval), "site" fill(none)', "A", alias="$tag_site")]
-    if metric in WATER_LIMITS:
-        limits = WATER_LIMITS[metric]
-        for offset, klass in enumerate(("III", "IV", "V")):
-            value = limits[2 + offset]
-            targets.append(InfluxQL(limit_series(metric, "water", value, f"GB 3838 {klass} 类 {value}", WATER_FILTER),
-                                    chr(ord("B") + offset)))
+    if metric in gb3838_rated():
+        limits = water_limits(metric)
+        classes = water_classes()
+        # Classes III, IV and V: the usual targets (III drinking sources, IV inner rivers) and the last class.
+        for offset, index in enumerate(range(2, len(limits))):
+            value = limits[index]
+            label = f"GB 3838 {classes[index]} 类 {value:g}"
+            targets.append(InfluxQL(limit_series(metric, "water", value, label, WATER_FILTER), chr(ord("B") + offset)))
         # Red beyond the class IV limit, the usual inner-river target.
-        thresholds = steps("red", (limits[3], "green")) if metric == "do" else steps("green", (limits[3], "red"))
+        thresholds = (steps("red", (limits[3], "green")) if water_is_lower_bound(metric)
+                      else steps("green", (limits[3], "red")))
     else:
-        light, severe, _ = BLACK_ODOUR[metric]
-        targets.append(InfluxQL(limit_series(metric, "water", light, f"轻度黑臭 light < {light} cm", WATER_FILTER),
-                                "B"))
-        targets.append(InfluxQL(limit_series(metric, "water", severe, f"重度黑臭 severe < {severe} cm", WATER_FILTER),
-                                "C"))
+        light, severe, _ = black_odour(metric)
+        unit = black_odour_unit(metric)
+        targets.append(InfluxQL(limit_series(metric, "water", light, f"轻度黑臭 light < {light:g} {unit}",
+                                             WATER_FILTER), "B"))
+        targets.append(InfluxQL(limit_series(metric, "water", severe, f"重度黑臭 severe < {severe:g} {unit}",
+                                             WATER_FILTER), "C"))
         thresholds = steps("red", (severe, "orange"), (light, "green"))
-    unit = "lengthcm" if metric == "transparency" else "conmgL"
-    panel = series(f"{WATER_NAMES[metric]}", *targets, unit=unit,
+    panel = series(f"{WATER_NAMES[metric]}", *targets, unit=grafana_unit("water_station", metric),
                    description="Per river section; legend lines are the GB 3838-2002 class limits (III for drinking "
                                "sources, IV for inner rivers are the usual targets) or the black-odour bounds.")
     panel = dashed_thresholds(panel, thresholds).grid_pos(grid(x, y, 12, 8))

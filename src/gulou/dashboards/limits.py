@@ -1,69 +1,191 @@
-"""Limits the dashboards draw, each with its source (figures from the project's standards reference)."""
+"""What the dashboards draw, read from the one home of each fact: standards tables, rule files, the catalog.
+
+Nothing here holds a limit of its own. Every function reads the standards data (``gulou.rules.standards``),
+the shipped rule files or the device catalog when a dashboard is built, so a changed table changes the
+generated JSON (and the staleness test then asks for ``gulou dashboards generate``).
+"""
 
 from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models import dashboard as model
 
 from gulou.dashboards.common import range_mappings, steps
-
-# HJ 633-2026 PM2.5 breakpoints for IAQI 50/100/150/200/300 (in force from 2026-03-01).
-PM25_AQI_BREAKPOINTS: tuple[float, float, float, float, float] = (35, 60, 115, 150, 250)
-
-# Labelled limit lines per air pollutant: (value, legend label). GB 3095 class II.
-AIR_LIMITS: dict[str, list[tuple[float, str]]] = {
-    "pm25": [(75, "GB 3095-2012 24 h 75"), (60, "GB 3095-2026 24 h 60")],
-    "pm10": [(150, "GB 3095-2012 24 h 150"), (120, "GB 3095-2026 24 h 120")],
-    "so2": [(500, "GB 3095 1 h 500")],
-    "no2": [(200, "GB 3095 1 h 200")],
-    "o3": [(200, "GB 3095 1 h 200")],
-    "co": [(10, "GB 3095 1 h 10 mg/m³")],
-}
-AIR_UNITS: dict[str, str] = {"pm25": "conµgm3", "pm10": "conµgm3", "so2": "conµgm3", "no2": "conµgm3",
-                             "o3": "conµgm3", "co": "conmgm3"}
-AIR_NAMES: dict[str, str] = {"pm25": "PM2.5", "pm10": "PM10", "so2": "SO₂", "no2": "NO₂", "o3": "O₃", "co": "CO"}
+from gulou.devices.catalog import CATALOG
+from gulou.rules.model import AnyRule, load_rules
+from gulou.rules.standards.aqi import POLLUTANTS
+from gulou.rules.standards.tables import black_odour_table, gb3095, gb3838, hj633, structure_table
 
 # Share of good-air days the district plans for. The plan names the indicator without a figure, so this is
-# the value to set each year (docs/dashboards.md).
+# the value to set each year (docs/dashboards.md). Only the dashboards use it.
 GOOD_DAY_TARGET = 0.95
 
-# GB 3838-2002 Table 1 limits for classes I..V (rivers). DO is a lower bound, the others upper bounds.
-WATER_LIMITS: dict[str, tuple[float, float, float, float, float]] = {
-    "do": (7.5, 6, 5, 3, 2),
-    "codmn": (2, 4, 6, 10, 15),
-    "nh3n": (0.15, 0.5, 1.0, 1.5, 2.0),
-    "tp": (0.02, 0.1, 0.2, 0.3, 0.4),
-}
+# Display names of the air pollutants and water indicators (presentation only).
+AIR_NAMES: dict[str, str] = {"pm25": "PM2.5", "pm10": "PM10", "so2": "SO₂", "no2": "NO₂", "o3": "O₃", "co": "CO"}
 WATER_NAMES: dict[str, str] = {"do": "溶解氧 DO", "nh3n": "氨氮 NH3-N", "codmn": "高锰酸盐指数 CODMn",
                                "tp": "总磷 TP", "transparency": "透明度 Transparency"}
-CLASSES = ("I", "II", "III", "IV", "V", "劣V")
-WATER_CLASS_COLOURS: dict[str, str] = {"I": "#1F60C4", "II": "#5794F2", "III": "#73BF69", "IV": "#FADE2A",
-                                       "V": "#FF9830", "劣V": "#F2495C"}
+# Colour of each water class, best to worst (presentation only; the class names come from GB 3838's table).
+WATER_CLASS_PALETTE: tuple[str, ...] = ("#1F60C4", "#5794F2", "#73BF69", "#FADE2A", "#FF9830", "#F2495C")
 
-# Black-odorous water (2015 guideline, Table 1): (light bound, severe bound); lower is worse unless noted.
-BLACK_ODOUR: dict[str, tuple[float, float, bool]] = {
-    "transparency": (25, 10, False),
-    "do": (2.0, 0.2, False),
-    "orp": (50, -200, False),
-    "nh3n": (8.0, 15, True),
+# Grafana's unit ids for the catalog's units (presentation: the units themselves live on the metrics).
+GRAFANA_UNITS: dict[str, str] = {
+    "µg/m³": "conµgm3", "mg/m³": "conmgm3", "mg/L": "conmgL", "cm": "lengthcm", "mm": "lengthmm",
+    "mm/s": "velocitymms", "°C": "celsius", "%RH": "humidity", "1": "percentunit", "kg": "masskg",
+    "count": "short", "bool": "bool", "mV": "mvolt", "°": "degree",
 }
+# The standard a unit is written in when a label needs it (CO is the one air pollutant in mg/m³).
+AIR_UNIT = "µg/m³"
 
-# Housing safety tiers: yellow ~70 %, orange ~85 %, red ≥ 100 % of the control value (standards.md §6).
-TIER_FRACTIONS = (0.70, 0.85, 1.0)
-STRUCTURE_LIMITS: dict[str, tuple[float, str]] = {
-    "tilt": (2.0, "JGJ 125 3+ storeys 2 %"),
-    "crack_width": (1.0, "masonry crack 1.0 mm"),
-    "settlement_rate": (2.0, "2 mm/day"),
-    "vibration": (3.5, "GB 50868 old houses 3.5 mm/s"),
-}
+
+@dataclass(frozen=True)
+class LimitLine:
+    """One labelled limit line: the value and the legend text naming its standard."""
+
+    value: float
+    label: str
+    standard: str = ""
+
+
+def percent(fraction: float) -> str:
+    """A fraction as the dashboards write it: 0.8 → "80 %"."""
+    return f"{round(fraction * 100, 6):g} %"
+
+
+def unit_of(device_type: str, metric: str) -> str:
+    """The catalog's unit of a metric."""
+    return CATALOG[device_type].metric(metric).unit
+
+
+def grafana_unit(device_type: str, metric: str) -> str:
+    """Grafana's unit id for a catalog metric ("short" when Grafana has no matching unit)."""
+    return GRAFANA_UNITS.get(unit_of(device_type, metric), "short")
+
+
+# ---- air (GB 3095, HJ 633) ------------------------------------------------------------------------------------
+
+
+def air_pollutants() -> tuple[str, ...]:
+    """The measured AQI pollutants in reporting order (the O3 8 h mean is derived, not measured)."""
+    return tuple(p for p in POLLUTANTS if p in {m.name for m in CATALOG["air_station"].metrics})
+
+
+def air_period(pollutant: str) -> str:
+    """The averaging period drawn on hourly panels: the 1 h limit where the standard has one, else 24 h."""
+    periods = gb3095().limits(gb3095().rule_sets[0].limits)[pollutant]
+    return "1h" if "1h" in periods else "24h"
+
+
+def _period_text(period: str) -> str:
+    return period[:-1] + " " + period[-1]  # "24h" → "24 h"
+
+
+def air_limit_values(pollutant: str, period: str) -> list[tuple[str, float]]:
+    """(limit set, value) for each value a rule set introduces, oldest first; a repeated value is drawn once."""
+    out: list[tuple[str, float]] = []
+    for rule_set in gb3095().rule_sets:
+        value = gb3095().limits(rule_set.limits)[pollutant][period].value
+        if value not in [v for _, v in out]:
+            out.append((rule_set.limits, value))
+    return out
+
+
+def air_limit_lines(pollutant: str) -> list[LimitLine]:
+    """The GB 3095 class II limit lines of one pollutant, labelled with the edition that set each value."""
+    period = air_period(pollutant)
+    unit = unit_of("air_station", pollutant)
+    suffix = "" if unit == AIR_UNIT else f" {unit}"
+    values = air_limit_values(pollutant, period)
+    if len(values) == 1:
+        return [LimitLine(values[0][1], f"GB 3095 {_period_text(period)} {values[0][1]:g}{suffix}", "GB 3095")]
+    lines: list[LimitLine] = []
+    editions: list[str] = []
+    for set_name, value in values:
+        # "GB 3095-2026 transition" is labelled by its edition; a later set of the same edition by its full name.
+        edition = " ".join(set_name.split()[:2])
+        name = edition if edition not in editions else set_name
+        editions.append(edition)
+        lines.append(LimitLine(value, f"{name} {_period_text(period)} {value:g}{suffix}", name))
+    return lines
+
+
+def newest_method() -> str:
+    """The HJ 633 edition of the newest rule set (what the dashboards describe as current)."""
+    return gb3095().rule_sets[-1].method
+
+
+def good_day_max_aqi() -> int:
+    """The highest AQI of a good day (优良天)."""
+    return int(gb3095().validity["good_day_max_aqi"].value)
+
+
+def pm25_at_iaqi(iaqi: int) -> float:
+    """The PM2.5 24 h concentration at an IAQI breakpoint, on the newest HJ 633 column."""
+    levels = hj633().iaqi_levels.values
+    column = hj633().methods[newest_method()].columns["pm25_24h"]
+    return column.breakpoints[levels.index(iaqi)]
+
+
+def aqi_bands() -> list[tuple[int, int | None, str, str]]:
+    """(first AQI, last AQI or None, category word, colour) of every HJ 633 category."""
+    bands: list[tuple[int, int | None, str, str]] = []
+    low = 0
+    for category in hj633().categories:
+        bands.append((low, category.max_aqi, category.category, category.colour))
+        if category.max_aqi is not None:
+            low = category.max_aqi + 1
+    return bands
+
+
+# ---- water (GB 3838, black-odour guide) ------------------------------------------------------------------------
+
+
+def water_classes() -> tuple[str, ...]:
+    """GB 3838's classes, best first, followed by the class worse than V."""
+    return (*gb3838().classes, gb3838().worse_than_v)
+
+
+def water_class_colours() -> dict[str, str]:
+    """Colour of each class label."""
+    return dict(zip(water_classes(), WATER_CLASS_PALETTE, strict=True))
+
+
+def water_limits(metric: str) -> tuple[float, ...]:
+    """GB 3838-2002 Table 1 limits of one indicator for classes I..V (rivers)."""
+    limits = gb3838().indicators[metric].limits
+    assert limits is not None  # every upper/lower indicator has limits (the data model checks it)
+    return tuple(limits)
+
+
+def gb3838_rated() -> set[str]:
+    """Indicators with class limits in GB 3838 Table 1 (the others are drawn against the black-odour bands)."""
+    return {name for name, item in gb3838().indicators.items() if item.limits is not None}
+
+
+def water_is_lower_bound(metric: str) -> bool:
+    """Whether higher is better (dissolved oxygen)."""
+    return gb3838().indicators[metric].kind == "lower"
+
+
+def black_odour(metric: str) -> tuple[float, float, bool]:
+    """(light bound, severe bound, higher-is-worse) of one black-odour indicator."""
+    item = black_odour_table().indicators[metric]
+    return item.light_from, item.severe_from, item.direction == "above"
+
+
+def black_odour_unit(metric: str) -> str:
+    """The unit the black-odour table gives for an indicator."""
+    return black_odour_table().indicators[metric].unit
 
 
 def water_thresholds(metric: str) -> dash.ThresholdsConfig:
     """Colour steps by GB 3838 class for one indicator (DO reversed: higher is better)."""
-    limits = WATER_LIMITS[metric]
-    colours = [WATER_CLASS_COLOURS[c] for c in CLASSES]
-    if metric == "do":
-        # Below V's 2 mg/L is 劣V; each limit up to I's 7.5 improves the class.
+    limits = water_limits(metric)
+    colours = list(water_class_colours().values())
+    if water_is_lower_bound(metric):
+        # Below V's limit is 劣V; each limit up to I's improves the class.
         return steps(colours[5], *((limit, colours[4 - i]) for i, limit in enumerate(reversed(limits))))
     # Grafana's step applies from its value upward, so each class starts just above the previous limit.
     return steps(colours[0], *((limit + 1e-9, colours[i + 1]) for i, limit in enumerate(limits)))
@@ -71,22 +193,23 @@ def water_thresholds(metric: str) -> dash.ThresholdsConfig:
 
 def water_class_mappings(metric: str) -> list[model.ValueMapping]:
     """Value → class label mappings for one indicator (for state timelines)."""
-    limits = WATER_LIMITS[metric]
-    bands: list[tuple[float | None, float | None, str, str]] = []
-    if metric == "do":
+    limits = water_limits(metric)
+    classes = list(water_classes())
+    colours = water_class_colours()
+    if water_is_lower_bound(metric):
         edges: list[float | None] = [None, *reversed(limits), None]
-        labels = list(reversed(CLASSES))
+        labels = list(reversed(classes))
     else:
         edges = [None, *limits, None]
-        labels = list(CLASSES)
-    for low, high, label in zip(edges[:-1], edges[1:], labels, strict=True):
-        bands.append((low, high, f"{label} 类", WATER_CLASS_COLOURS[label]))
+        labels = classes
+    bands = [(low, high, f"{label} 类", colours[label])
+             for low, high, label in zip(edges[:-1], edges[1:], labels, strict=True)]
     return range_mappings(bands)
 
 
 def black_odour_mappings(metric: str) -> list[model.ValueMapping]:
     """Value → none/light/severe mappings for one black-odour indicator."""
-    light, severe, rising = BLACK_ODOUR[metric]
+    light, severe, rising = black_odour(metric)
     if rising:
         bands: list[tuple[float | None, float | None, str, str]] = [
             (None, light, "无 none", "green"), (light, severe, "轻度 light", "orange"),
@@ -97,7 +220,74 @@ def black_odour_mappings(metric: str) -> list[model.ValueMapping]:
     return range_mappings(bands)
 
 
+# ---- housing safety (JGJ 125 and practice) ---------------------------------------------------------------------
+
+
+def tier_fractions() -> tuple[float, float, float]:
+    """Yellow, orange and red as fractions of the control value."""
+    tiers = structure_table().tiers
+    return tiers["yellow"].value, tiers["orange"].value, tiers["red"].value
+
+
+def tier_percent_text() -> str:
+    """The tiers as "70/85/100" for panel descriptions."""
+    return "/".join(f"{round(f * 100, 6):g}" for f in tier_fractions())
+
+
 def tier_thresholds(limit: float) -> dash.ThresholdsConfig:
-    """Yellow/orange/red steps at 70/85/100 % of a control value."""
-    yellow, orange, red = (round(limit * f, 4) for f in TIER_FRACTIONS)
+    """Yellow/orange/red steps at the tier fractions of a control value."""
+    yellow, orange, red = (round(limit * f, 4) for f in tier_fractions())
     return steps("green", (yellow, "yellow"), (orange, "orange"), (red, "red"))
+
+
+def strictest_tilt() -> tuple[int, float]:
+    """(lowest storey count it applies from, limit) of the strictest overall tilt limit."""
+    entry = min(structure_table().tilt_limits, key=lambda t: t.value)
+    return entry.min_storeys, entry.value
+
+
+def structure_limit(key: str) -> LimitLine:
+    """The control value a housing-safety panel draws: tilt (%), crack_width, settlement_rate, vibration."""
+    if key == "tilt":
+        storeys, ratio = strictest_tilt()
+        percent = ratio * 100
+        return LimitLine(percent, f"JGJ 125 {storeys}+ storeys {percent:g} %")
+    if key == "crack_width":
+        crack = structure_table().crack_limits["masonry"].value
+        return LimitLine(crack, f"masonry crack {crack:.1f} mm")
+    components = structure_table().component_limits
+    if key == "settlement_rate":
+        rate = components["settlement_mm_per_day"].value
+        return LimitLine(rate, f"{rate:g} mm/day")
+    if key == "vibration":
+        ppv = components["vibration_ppv_mm_s"].value
+        return LimitLine(ppv, f"GB 50868 old houses {ppv:g} mm/s")
+    raise KeyError(f"no housing-safety limit {key!r}")
+
+
+def tilt_limits_text() -> str:
+    """The storey-dependent tilt limits as "2 % for 3+ storeys and 3 % for 1–2 storeys"."""
+    limits = structure_table().tilt_limits
+    parts = []
+    for index, entry in enumerate(limits):
+        upper = limits[index + 1].min_storeys - 1 if index + 1 < len(limits) else None
+        storeys = f"{entry.min_storeys}+" if upper is None else f"{entry.min_storeys}–{upper}"
+        parts.append(f"{entry.value * 100:g} % for {storeys} storeys")
+    return " and ".join(reversed(parts))
+
+
+# ---- rule limits (the shipped rule files) ----------------------------------------------------------------------
+
+
+@functools.cache
+def _shipped_rules() -> dict[str, AnyRule]:
+    return {rule.id: rule for rule in load_rules()}
+
+
+def rule_limit(rule_id: str) -> float:
+    """The fixed limit of a shipped rule (the dashboards colour at the values the rules engine alerts at)."""
+    rule = _shipped_rules()[rule_id]
+    limit = getattr(rule, "limit", None)
+    if limit is None or limit.value is None:
+        raise ValueError(f"rule {rule_id!r} has no fixed limit to draw")
+    return float(limit.value * limit.factor)

@@ -24,7 +24,7 @@ from gulou.dashboards.common import (
     tabular,
     tag_variable,
 )
-from gulou.dashboards.limits import water_thresholds
+from gulou.dashboards.limits import percent, rule_limit, tier_fractions, water_thresholds
 from gulou.devices.registry import Registry
 
 UID = "gulou-overview"
@@ -140,12 +140,15 @@ def water_now(registry: Registry) -> dash.Panel:
 
 def counters() -> list[dash.Panel]:
     """Stat panels: bins to dispatch, free parking spots, active alerts by severity, buildings by tier."""
+    dispatch_at = rule_limit("waste-bin-dispatch")
+    yellow, orange, red = tier_fractions()
     bins = single(
-        "待清运垃圾桶 Bins to dispatch (≥ 80 %)",
+        f"待清运垃圾桶 Bins to dispatch (≥ {percent(dispatch_at)})",
         InfluxQL('SELECT count("f") AS "bins" FROM (SELECT last("fill_level") AS "f" FROM "waste" '
                  "WHERE $timeFilter AND \"type\" = 'smart_bin' AND " + STREET + ' GROUP BY "device") '
-                 'WHERE "f" >= 0.8'),
-        description="Smart bins whose latest fill level is at least 80 % (dispatch rule, standards.md §4).",
+                 f'WHERE "f" >= {dispatch_at:g}'),
+        description=f"Smart bins whose latest fill level is at least {percent(dispatch_at)} (dispatch rule, "
+                    "standards.md §4).",
     ).thresholds(steps("green", (1, "orange"), (10, "red"))).grid_pos(grid(0, 14, 6, 5))
     spots = single(
         "空闲车位 Free parking spots",
@@ -166,8 +169,9 @@ def counters() -> list[dash.Panel]:
     buildings = (
         bargauge.Panel()
         .title("房屋预警 Buildings at each warning tier")
-        .description("Buildings (sites) with an active housing-safety alert, per severity tier (yellow ~70 %, "
-                     "orange ~85 %, red ≥ 100 % of the control value; tiers are set by the rules engine).")
+        .description(f"Buildings (sites) with an active housing-safety alert, per severity tier (yellow "
+                     f"~{percent(yellow)}, orange ~{percent(orange)}, red ≥ {percent(red)} of the control value; "
+                     "tiers are set by the rules engine).")
         .datasource(datasource_ref())
         .with_target(InfluxQL(active_alert_query('count(distinct("b")) AS "buildings"', '"severity"',
                                                  "\"domain\" = 'structure'"), alias="$tag_severity"))

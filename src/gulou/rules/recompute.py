@@ -9,13 +9,34 @@ from typing import Any
 import polars as pl
 
 from gulou.devices.registry import Registry
+from gulou.rules.standards.aqi import POLLUTANTS as AQI_INPUTS
+from gulou.rules.standards.tables import gb3095
 from gulou.timeutil import CHINA_TZ
 
-POLLUTANTS = ("pm25", "pm10", "so2", "no2", "o3", "co")
-DAILY_MEAN = ("pm25", "pm10", "so2", "no2", "co")
-HOUR_MIN_COVERAGE_S = 45 * 60  # 1 h value: ≥ 45 min of sampling (GB 3095 §8) [M]
-DAY_MIN_HOURS = 20  # 24 h mean: ≥ 20 valid hourly values [M]
+# The measured pollutants (the O3 8 h mean is derived from hourly O3), in the AQI's reporting order.
+POLLUTANTS: tuple[str, ...] = tuple(p for p in AQI_INPUTS if not p.endswith("_8h"))
 ReadingsQuery = Callable[..., list[dict[str, Any]]]
+
+
+def daily_mean_pollutants() -> tuple[str, ...]:
+    """Pollutants whose daily value is a 24 h mean: those GB 3095 gives a 24 h limit (O3 uses its 8 h maximum)."""
+    table = gb3095().limits(gb3095().rule_sets[0].limits)
+    return tuple(p for p in POLLUTANTS if "24h" in table.get(p, {}))
+
+
+def hour_min_coverage_s() -> float:
+    """Sampling a valid 1 h value needs, in seconds (GB 3095 §8, from the standards table)."""
+    return gb3095().validity["hourly_min_minutes"].value * 60
+
+
+def day_min_hours() -> int:
+    """Valid hourly values a 24 h mean needs (GB 3095 §8, from the standards table)."""
+    return int(gb3095().validity["daily_min_hours"].value)
+
+
+def good_day_max_aqi() -> float:
+    """The highest daily AQI of a good day (优良天)."""
+    return gb3095().validity["good_day_max_aqi"].value
 
 
 def hourly_means(rows: list[dict[str, Any]], registry: Registry) -> pl.DataFrame:
@@ -38,19 +59,21 @@ def hourly_means(rows: list[dict[str, Any]], registry: Registry) -> pl.DataFrame
     for p in present:
         aggs += [pl.col(p).mean().alias(p), pl.col(p).count().alias(f"{p}_n")]
     hourly = frame.group_by("device_id", "hour").agg(aggs)
+    coverage = hour_min_coverage_s()
     hourly = hourly.with_columns([
-        pl.when(pl.col(f"{p}_n") * pl.col("interval_s") >= HOUR_MIN_COVERAGE_S).then(pl.col(p)).otherwise(None)
+        pl.when(pl.col(f"{p}_n") * pl.col("interval_s") >= coverage).then(pl.col(p)).otherwise(None)
         .alias(p) for p in present
     ]).with_columns([pl.lit(None, dtype=pl.Float64).alias(p) for p in POLLUTANTS if p not in present])
     return hourly.select("device_id", "hour", *POLLUTANTS).sort("device_id", "hour")
 
 
 def daily_values(hourly: pl.DataFrame) -> pl.DataFrame:
-    """24 h means from ≥ 20 valid hours, and the O3 daily maximum 8 h moving mean, per station and day."""
+    """24 h means from enough valid hours (GB 3095 §8) and the O3 daily maximum 8 h mean, per station and day."""
     with_day = hourly.with_columns(pl.col("hour").dt.date().alias("day"))
+    need = day_min_hours()
     means = with_day.group_by("device_id", "day").agg(
-        [pl.when(pl.col(p).count() >= DAY_MIN_HOURS).then(pl.col(p).mean()).otherwise(None).alias(p)
-         for p in DAILY_MEAN]
+        [pl.when(pl.col(p).count() >= need).then(pl.col(p).mean()).otherwise(None).alias(p)
+         for p in daily_mean_pollutants()]
     )
     o3_rows = []
     for (device_id, day), group in with_day.group_by("device_id", "day"):
@@ -69,22 +92,24 @@ def o3_daily_max_8h(by_hour: dict[int, float], day: date) -> float | None:
 
 
 def recompute_air(query: ReadingsQuery, registry: Registry, since: datetime, until: datetime) -> dict[str, Any]:
-    """Daily means, daily AQI and the good-day ratio (AQI ≤ 100 over valid days) per air station."""
+    """Daily means, daily AQI and the good-day ratio (good days over valid days) per air station."""
     from gulou.rules.standards import aqi, good_day_ratio
 
     rows = query(domain="air", since_ms=int(since.timestamp() * 1000), until_ms=int(until.timestamp() * 1000))
     daily = daily_values(hourly_means(rows, registry))
+    daily_means = daily_mean_pollutants()
+    good_max = good_day_max_aqi()
     stations: dict[str, dict[str, Any]] = {}
     for row in daily.iter_rows(named=True):
         device = registry.get(row["device_id"])
         station = stations.setdefault(row["device_id"], {
             "device_id": row["device_id"], "site": device.site.id if device else None,
             "site_name": device.site.name if device else None, "days": [], "valid_days": 0, "good_days": 0})
-        values = {p: row[p] for p in DAILY_MEAN if row[p] is not None}
+        values = {p: row[p] for p in daily_means if row[p] is not None}
         if row["o3_8h"] is not None:
             values["o3_8h"] = row["o3_8h"]
         # A day counts when every pollutant has a valid daily value (the AQI must be complete).
-        valid = len(values) == len(DAILY_MEAN) + 1
+        valid = len(values) == len(daily_means) + 1
         day: dict[str, Any] = {"date": row["day"].isoformat(), "valid": valid,
                                **{k: None if v is None else round(v, 3) for k, v in values.items()}}
         if valid:
@@ -92,7 +117,7 @@ def recompute_air(query: ReadingsQuery, registry: Registry, since: datetime, unt
             day.update({"aqi": result.aqi, "category": result.category,
                         "primary_pollutants": list(result.primary_pollutants), "standard": result.standard})
             station["valid_days"] += 1
-            station["good_days"] += int(result.aqi <= 100)
+            station["good_days"] += int(result.aqi <= good_max)
         station["days"].append(day)
     for s in stations.values():
         ratio = good_day_ratio([(date.fromisoformat(d["date"]), d.get("aqi")) for d in s["days"]]).value

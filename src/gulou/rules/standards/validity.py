@@ -1,4 +1,7 @@
-"""Data validity of air statistics (GB 3095 §8 / HJ 663): hourly, 24 h, O3 8 h, annual means, good-day ratio."""
+"""Data validity of air statistics (GB 3095 §8 / HJ 663): hourly, 24 h, O3 8 h, annual means, good-day ratio.
+
+Every minimum comes from the ``validity`` section of gb3095.yaml, named in double backquotes below.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ def _mean(values: list[float]) -> float:
 
 
 def hourly_value(samples: Series, interval_s: float = 60.0) -> ValidityResult:
-    """Mean of the samples of one clock hour; valid with at least 45 min of sampling (samples × interval)."""
+    """Mean of the samples of one clock hour; valid with ``hourly_min_minutes`` of sampling (samples × interval)."""
     if interval_s <= 0:
         raise ValueError(f"interval_s must be positive, got {interval_s!r}")
     hours = {_hour(ts) for ts, _ in samples}
@@ -73,7 +76,7 @@ def hourly_value(samples: Series, interval_s: float = 60.0) -> ValidityResult:
 
 
 def daily_mean(hourly: Series) -> ValidityResult:
-    """24 h mean of one day's hourly values; valid with at least 20 valid hours."""
+    """24 h mean of one day's hourly values; valid with ``daily_min_hours`` valid hours."""
     table = _by_hour(hourly)
     if len({h.date() for h in table}) > 1:
         raise ValueError("daily_mean: hourly values span more than one China-time day")
@@ -86,7 +89,7 @@ def daily_mean(hourly: Series) -> ValidityResult:
 
 
 def o3_8h_mean(window: Series) -> ValidityResult:
-    """O3 8 h moving mean of the hourly values in one 8 h window; valid with at least 6 valid hours."""
+    """O3 8 h moving mean of the hourly values in one 8 h window; valid with ``o3_8h_min_hours`` valid hours."""
     table = _by_hour(window)
     if table and max(table) - min(table) > timedelta(hours=7):
         raise ValueError("o3_8h_mean: hourly values span more than 8 hours")
@@ -101,7 +104,7 @@ def o3_8h_mean(window: Series) -> ValidityResult:
 def o3_daily_max_8h(hourly: Series, limit: float | None = None) -> ValidityResult:
     """Daily max of the O3 8 h means ending 08:00-24:00 (hours labelled by their start, windows 00-07 .. 16-23).
 
-    Valid with at least 14 valid 8 h values, or with fewer when the maximum already exceeds the limit
+    Valid with ``o3_daily_max_8h_min_values`` valid 8 h values, or with fewer when the maximum already exceeds the limit
     (GB 3095 class II daily max 8 h limit of the day's rule set unless given).
     """
     table = _by_hour(hourly)
@@ -130,7 +133,7 @@ def o3_daily_max_8h(hourly: Series, limit: float | None = None) -> ValidityResul
 
 
 def annual_mean(daily: DailySeries) -> ValidityResult:
-    """Annual mean of one calendar year's daily values; valid with 324 days and 27 per month (25 in February)."""
+    """Annual mean of one calendar year's daily values; valid with ``annual_min_days`` and enough in every month."""
     per_month: dict[int, list[float]] = {m: [] for m in range(1, 13)}
     years = set()
     seen: set[date] = set()
@@ -160,7 +163,7 @@ def annual_mean(daily: DailySeries) -> ValidityResult:
 
 
 def good_day_ratio(daily_aqi: Sequence[tuple[date, int | None]]) -> ValidityResult:
-    """Share of valid days with AQI ≤ 100 (优良天数比例); None without valid days."""
+    """Share of valid days with AQI ≤ ``good_day_max_aqi`` (优良天数比例); None without valid days."""
     valid = [a for _, a in daily_aqi if a is not None]
     if not valid:
         return ValidityResult(value=None, count=0, reason="no valid days")

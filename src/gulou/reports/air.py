@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from gulou.devices.registry import Device
+from gulou.reports.labels import POLLUTANT_NAMES
 from gulou.rules.standards import air_limit
 from gulou.rules.standards.tables import gb3095
 
@@ -141,13 +142,16 @@ def station_days(frames: Iterable[pl.DataFrame], devices: list[Device], first_da
 
 
 def invalid_reasons(row: dict[str, object]) -> list[str]:
-    """Why a station day has no complete daily AQI: each missing daily value with its count."""
+    """Why a station day has no complete daily AQI, in Chinese: the missing daily values with their counts."""
     need_hours = minimum("daily_min_hours")
-    reasons = []
+    short: dict[int, list[str]] = {}
     for p in (*DAILY_MEAN, "o3"):
         if row.get(p) is None:
-            reasons.append(f"{p}: {row.get(f'{p}_hours', 0)} valid hours, {need_hours} needed")
+            count = row.get(f"{p}_hours")
+            short.setdefault(int(count) if isinstance(count, int | float) else 0, []).append(POLLUTANT_NAMES[p])
+    reasons = [f"{'、'.join(names)} 有效小时 {count}（需 {need_hours}）" for count, names in short.items()]
     if row.get("o3_8h") is None:
-        reasons.append(f"o3_8h: {row.get('o3_8h_values', 0)} valid 8 h values, "
-                       f"{minimum('o3_daily_max_8h_min_values')} needed")
+        windows = row.get("o3_8h_values")
+        reasons.append(f"O₃(8h) 有效8小时值 {int(windows) if isinstance(windows, int | float) else 0}"
+                       f"（需 {minimum('o3_daily_max_8h_min_values')}）")
     return reasons

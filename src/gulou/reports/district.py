@@ -12,6 +12,7 @@ import polars as pl
 
 from gulou.devices.registry import Device
 from gulou.reports.air import DAILY_INPUTS, POLLUTANTS, invalid_reasons, minimum
+from gulou.reports.labels import POLLUTANT_NAMES
 from gulou.reports.model import (
     CalendarDay,
     Capture,
@@ -53,7 +54,7 @@ def _day_aqi(day: date, values: dict[str, float | None], stations: dict[str, int
     complete = {p: v for p, v in concentrations.items() if v is not None}
     if reasons or len(complete) < len(DAILY_INPUTS):
         return DayAqi(date=day, aqi=None, category=None, colour=None, primary_pollutants=[], valid=False,
-                      concentrations=concentrations, stations=stations, reasons=reasons or ["incomplete"],
+                      concentrations=concentrations, stations=stations, reasons=reasons or ["数据不全"],
                       standard=None, indicative=is_indicative)
     result = aqi(complete, day, "daily")
     return DayAqi(date=day, aqi=result.aqi, category=result.category, colour=result.colour,
@@ -72,11 +73,11 @@ def district_days(daily: pl.DataFrame, evaluation: Sequence[Device], days: Seque
     for day in days:
         row = by_day.get(day)
         if row is None:
-            out.append(_day_aqi(day, {}, {}, ["no evaluation station has data"], is_indicative))
+            out.append(_day_aqi(day, {}, {}, ["无评价点位数据"], is_indicative))
             continue
         stations = {p: int(row[f"{p}_n"]) for p in DAILY_INPUTS}
-        reasons = [f"{p}: none of {len(ids)} evaluation stations has a valid daily value"
-                   for p in DAILY_INPUTS if stations[p] == 0]
+        missing = [POLLUTANT_NAMES[p] for p in DAILY_INPUTS if stations[p] == 0]
+        reasons = [f"{'、'.join(missing)}：{len(ids)} 个评价点位均无有效日均值"] if missing else []
         out.append(_day_aqi(day, {p: row[p] for p in DAILY_INPUTS}, stations, reasons, is_indicative))
     return out
 
@@ -94,7 +95,7 @@ def station_summaries(daily: pl.DataFrame, devices: Sequence[Device], evaluation
         for day in days:
             row = by_key.get((device.id, day))
             if row is None:
-                station_days.append(_day_aqi(day, {}, {}, ["no data"], indicative(device)))
+                station_days.append(_day_aqi(day, {}, {}, ["无数据"], indicative(device)))
                 continue
             station_days.append(_day_aqi(day, {p: row[p] for p in DAILY_INPUTS}, {}, invalid_reasons(row),
                                          indicative(device)))
@@ -136,11 +137,11 @@ def _validity(kind: str, days: Sequence[DayAqi], name: str) -> tuple[list[float]
     needed, per_month = needed_days(kind, [d for d, _ in values])
     reasons = []
     if len(present) < needed:
-        reasons.append(f"{len(present)} valid daily values, {needed} needed")
+        reasons.append(f"有效日均值 {len(present)} 个，需 {needed} 个")
     for month, need in sorted(per_month.items()):
         count = sum(1 for d, v in values if v is not None and d.month == month)
         if count < need:
-            reasons.append(f"month {month}: {count} < {need}")
+            reasons.append(f"{month}月 {count} 个，需 {need} 个")
     return present, not reasons, needed, "; ".join(reasons) or None
 
 

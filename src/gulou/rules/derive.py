@@ -18,11 +18,16 @@ CLASS_BY_ORDINAL: dict[int, str] = {v: k for k, v in WATER_CLASS_ORDINAL.items()
 
 @dataclass(frozen=True)
 class Derived:
-    """A metric value with an optional label (class name, category) and the standard's own 超标倍数."""
+    """A metric value with an optional label (class name, category), the standard's own 超标倍数 and its result.
+
+    ``result`` is the standards function's whole answer (``AqiResult`` for ``aqi``), so whoever needs more
+    than the value (the derived ``aqi`` series) takes it from here instead of rating the reading again.
+    """
 
     value: float
     label: str | None = None
     exceedance: float | None = None
+    result: object | None = None
 
 
 def _numbers(values: Mapping[str, float | int | bool], names: tuple[str, ...]) -> dict[str, float]:
@@ -62,7 +67,7 @@ def _derive(metric: str, values: Mapping[str, float | int | bool], device: Devic
         from gulou.rules.standards import aqi
 
         result = aqi(inputs, at, "hourly")
-        return Derived(float(result.aqi), label=str(result.category))
+        return Derived(float(result.aqi), label=str(result.category), result=result)
     if metric == "water_class":
         from gulou.rules.standards import water_class
 

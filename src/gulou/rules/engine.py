@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from gulou.devices.contract import Reading, StatusUpdate
@@ -14,13 +14,13 @@ from gulou.rules.alerts import AlertBook, AlertTransition, Signal
 from gulou.rules.derive import CLASS_BY_ORDINAL, Derived, derive
 from gulou.rules.model import AbsenceRule, AnyRule, HeldRule, RateRule, RatioRule, ThresholdRule, WindowRule, compare
 from gulou.rules.windows import BucketWindow, EventWindow, aggregate
-from gulou.timeutil import CHINA_TZ
+from gulou.timeutil import CHINA_TZ, from_ms, to_ms
 from gulou.tsdb.records import Point, StatusEvent
 
 Item = Reading | StatusUpdate | Point | StatusEvent
 SNAPSHOT_VERSION = 1
 _PERIOD_MS = {"hour": 3_600_000, "day": 86_400_000}
-_CST_OFFSET_MS = 8 * 3_600_000
+_CST_OFFSET_MS = int(CHINA_TZ.utcoffset(None).total_seconds() * 1000)
 
 
 @dataclass
@@ -36,12 +36,16 @@ class EngineStats:
     transitions: int = 0
 
 
-def _ms(ts: datetime) -> int:
-    return int(ts.timestamp() * 1000)
+@dataclass(slots=True)
+class Evaluation:
+    """What one item gave: its device and time, the transitions, and the derived metrics computed on the way."""
 
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    device: Device | None
+    ts_ms: int
+    transitions: list[AlertTransition] = field(default_factory=list)
+    # Reading values and the derived metrics of a reading (``None`` where inputs were missing or unusable).
+    values: Mapping[str, float | int | bool] | None = None
+    derived: dict[str, Derived | None] = field(default_factory=dict)
 
 
 def period_start(ts_ms: int, period: str) -> int:
@@ -54,8 +58,10 @@ class Engine:
     """Evaluates rules against readings (``process``) and the clock (``tick``); state is snapshot-able."""
 
     def __init__(self, rules: Sequence[AnyRule], registry: Registry, *, lateness_s: float = 600.0,
-                 default_renotify_s: float | None = 3600.0) -> None:
+                 default_renotify_s: float | None = 3600.0, derive_always: Sequence[str] = ()) -> None:
         self.rules = [r for r in rules if r.enabled]
+        # Metrics derived for every reading even when no rule asks (the derived series writers need them).
+        self.derive_always = tuple(derive_always)
         self.registry = registry
         self.lateness_ms = int(lateness_s * 1000)
         self.book = AlertBook(default_renotify_s)
@@ -79,20 +85,35 @@ class Engine:
 
     def process(self, item: Item) -> list[AlertTransition]:
         """Evaluate every applicable rule against one reading or status message."""
+        return self.evaluate(item).transitions
+
+    def evaluate(self, item: Item) -> Evaluation:
+        """Like ``process``, also giving the item's device, time and derived metrics.
+
+        Epoch milliseconds order everything; the datetime rules and alerts need is the item's own (a
+        decoded message) or made once from its milliseconds (a stored record).
+        """
         if isinstance(item, Reading | StatusUpdate):
             device: Device | None = item.device
-            ts_ms = _ms(item.ts)
+            ts = item.ts
+            ts_ms = to_ms(ts)
         else:
             device = self.registry.get(item.device_id)
             ts_ms = item.ts_ms
+            ts = from_ms(ts_ms)
         if device is None:
             self.stats.unknown_device += 1
-            return []
+            return Evaluation(None, ts_ms)
         if isinstance(item, StatusUpdate | StatusEvent):
-            return self._status(device, ts_ms, item.online)
-        return self._reading(device, ts_ms, item.values)
+            return Evaluation(device, ts_ms, self._status(device, ts, item.online))
+        derived: dict[str, Derived | None] = {}
+        transitions = self._reading(device, ts, ts_ms, item.values, derived)
+        for metric in self.derive_always:
+            if metric not in derived:
+                derived[metric] = derive(metric, item.values, device, ts)
+        return Evaluation(device, ts_ms, transitions, item.values, derived)
 
-    def _status(self, device: Device, ts_ms: int, online: bool) -> list[AlertTransition]:
+    def _status(self, device: Device, ts: datetime, online: bool) -> list[AlertTransition]:
         self.stats.statuses += 1
         out: list[AlertTransition] = []
         if online:
@@ -100,10 +121,11 @@ class Engine:
         for rule in self.rules_for(device):
             if isinstance(rule, AbsenceRule) and rule.on_status:
                 self.stats.evaluations += 1
-                self._emit(out, rule, device, f"{rule.id}|{device.id}", Signal("fire", _dt(ts_ms)))
+                self._emit(out, rule, device, f"{rule.id}|{device.id}", Signal("fire", ts))
         return out
 
-    def _reading(self, device: Device, ts_ms: int, values: dict[str, float | int | bool]) -> list[AlertTransition]:
+    def _reading(self, device: Device, ts: datetime, ts_ms: int, values: Mapping[str, float | int | bool],
+                 cache: dict[str, Derived | None]) -> list[AlertTransition]:
         self.stats.readings += 1
         wm = self._watermark.get(device.id)
         stale = wm is not None and ts_ms < wm
@@ -114,8 +136,6 @@ class Engine:
             self.stats.late_ignored += 1
         else:
             self._watermark[device.id] = max(wm or ts_ms, ts_ms)
-        ts = _dt(ts_ms)
-        cache: dict[str, Derived | None] = {}
         out: list[AlertTransition] = []
         for rule in self.rules_for(device):
             key = f"{rule.id}|{device.id}"
@@ -143,17 +163,18 @@ class Engine:
                     self._emit(out, rule, device, key, self._compare(rule, device, ts, derived))
             elif not late:
                 end_ms = max(ts_ms, self._watermark[device.id])
+                end = ts if end_ms == ts_ms else from_ms(end_ms)
                 if isinstance(rule, WindowRule):
-                    signal = self._window(rule, device, key, ts_ms, end_ms, derived.value)
+                    signal = self._window(rule, device, key, ts_ms, end, derived.value)
                 else:
-                    signal = self._rate(rule, device, key, ts_ms, end_ms, derived.value)
+                    signal = self._rate(rule, device, key, ts_ms, end, derived.value)
                 if signal is not None:
                     self._emit(out, rule, device, key, signal)
         return out
 
     def tick(self, now: datetime) -> list[AlertTransition]:
         """Clock-driven checks: absence (device offline) and closing ratio periods."""
-        now_ms = _ms(now)
+        now_ms = to_ms(now)
         out: list[AlertTransition] = []
         if self._absence:
             for device_id, seen_ms in self._last_seen.items():
@@ -215,7 +236,7 @@ class Engine:
         state["count"], state["since"] = 0, None
         return self._compare(rule, device, ts, derived)
 
-    def _window(self, rule: WindowRule, device: Device, key: str, ts_ms: int, end_ms: int,
+    def _window(self, rule: WindowRule, device: Device, key: str, ts_ms: int, end: datetime,
                 value: float) -> Signal | None:
         window = self._state.get(key)
         if window is None:
@@ -225,7 +246,7 @@ class Engine:
         if len(values) < rule.min_count:
             return None  # too few valid values: the standard says nothing yet, so neither fire nor clear
         agg = aggregate(values, rule.agg, rule.percentile)
-        return self._compare(rule, device, _dt(end_ms), Derived(agg))
+        return self._compare(rule, device, end, Derived(agg))
 
     @staticmethod
     def _new_window(rule: WindowRule, device: Device) -> EventWindow | BucketWindow:
@@ -235,7 +256,7 @@ class Engine:
             return BucketWindow(int(rule.window_s * 1000), int(rule.bucket_s * 1000), need)
         return EventWindow(int(rule.window_s * 1000))
 
-    def _rate(self, rule: RateRule, device: Device, key: str, ts_ms: int, end_ms: int,
+    def _rate(self, rule: RateRule, device: Device, key: str, ts_ms: int, end: datetime,
               value: float) -> Signal | None:
         window = self._state.get(key)
         if window is None:
@@ -249,10 +270,10 @@ class Engine:
         if dt_ms <= 0 or dt_ms < rule.min_span_s * 1000:
             return None
         rate = (v1 - v0) / (dt_ms / 1000) * rule.per_s
-        return self._compare(rule, device, _dt(end_ms), Derived(abs(rate) if rule.absolute else rate))
+        return self._compare(rule, device, end, Derived(abs(rate) if rule.absolute else rate))
 
     def _ratio_add(self, out: list[AlertTransition], rule: RatioRule, device: Device, ts_ms: int,
-                   values: dict[str, float | int | bool]) -> None:
+                   values: Mapping[str, float | int | bool]) -> None:
         num, den = values.get(rule.numerator), values.get(rule.denominator)
         if num is None or den is None:
             return
@@ -287,7 +308,7 @@ class Engine:
             group["closed"] = end
             if den < rule.min_denominator:
                 continue
-            end_ts = _dt(end - 1)
+            end_ts = from_ms(end - 1)
             limit = rule.limit.resolve(device, end_ts)
             verdict: Literal["fire", "clear"] = "fire" if compare(rule.op, num / den, limit) else "clear"
             self._emit(out, rule, device, key,

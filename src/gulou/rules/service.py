@@ -4,37 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import ssl
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import aiomqtt
 
-from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER, Decoder, Reading, Rejection, StatusUpdate
+from gulou.backoff import Backoff
+from gulou.channels.base import Channel, ChannelContext, describe
+from gulou.channels.mqtt import mqtt_client
+from gulou.channels.outbox import outbox_for
+from gulou.channels.registry import build_channels
+from gulou.channels.worker import ChannelWorker
+from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER, Decoder, Rejection
 from gulou.devices.registry import Registry
 from gulou.rules.alert_store import AlertStore
 from gulou.rules.alerts import AlertTransition
 from gulou.rules.derived import AqiWriter
 from gulou.rules.engine import Engine, Item
 from gulou.rules.model import AnyRule
-from gulou.rules.notify import (
-    Channel,
-    ChannelWorker,
-    DeliveryError,
-    DingTalkChannel,
-    LogChannel,
-    MemoryOutbox,
-    MqttChannel,
-    Outbox,
-    StoreChannel,
-    WebhookChannel,
-    WeComChannel,
-)
 from gulou.settings import BrokerAddress, Settings
+from gulou.timeutil import from_ms
+from gulou.tsdb.writer import LineWriter
 
 log = logging.getLogger(__name__)
 Clock = Literal["wall", "event"]
@@ -42,31 +35,25 @@ Clock = Literal["wall", "event"]
 LAG_MEMORY_S = 30.0
 
 
-def mqtt_client(settings: Settings, broker: BrokerAddress, client_id: str, **kwargs: Any) -> aiomqtt.Client:
-    """An aiomqtt client for the configured broker, credentials and TLS."""
-    tls = ssl.create_default_context(cafile=str(settings.mqtt.ca_file) if settings.mqtt.ca_file else None) \
-        if broker.tls else None
-    return aiomqtt.Client(broker.host, broker.port, identifier=client_id, username=settings.mqtt.username,
-                          password=settings.mqtt.secret(), tls_context=tls, **kwargs)
-
-
-async def _backoff(delay: float) -> float:
-    await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
-    return min(delay * 2, 30.0)
-
-
 class RulesService:
     """Runs the engine on its own queue so ingestion never waits for rules or delivery."""
 
     def __init__(self, settings: Settings, registry: Registry, rules: Sequence[AnyRule], *,
-                 store: AlertStore | None = None, influx: Any | None = None, broker: BrokerAddress | None = None,
-                 channels: Sequence[Channel] | None = None, clock: Clock = "wall", lateness_s: float = 600.0,
-                 renotify_s: float | None = 3600.0, queue_size: int = 100_000, tick_s: float = 5.0,
-                 save_every_s: float = 30.0, retry_attempts: int = 4, retry_backoff_s: float = 0.5,
-                 redeliver_s: float = 30.0, derived_flush_s: float = 1.0, derived_batch_lines: int = 500) -> None:
+                 store: AlertStore | None = None, influx: LineWriter | None = None,
+                 broker: BrokerAddress | None = None, channels: Sequence[Channel] | None = None,
+                 clock: Clock = "wall", lateness_s: float = 600.0, renotify_s: float | None = 3600.0,
+                 queue_size: int = 100_000, tick_s: float = 5.0, save_every_s: float = 30.0,
+                 retry_attempts: int = 4, retry_backoff_s: float = 0.5, redeliver_s: float = 30.0,
+                 channel_queue_size: int = 1000, derived_flush_s: float = 1.0,
+                 derived_batch_lines: int = 500) -> None:
         self.settings = settings
         self.registry = registry
-        self.engine = Engine(rules, registry, lateness_s=lateness_s, default_renotify_s=renotify_s)
+        # The hourly AQI of every air reading goes to the time-series store as the ``aqi`` measurement.
+        self.aqi_writer = AqiWriter(influx, flush_s=derived_flush_s, batch_lines=derived_batch_lines,
+                                    attempts=retry_attempts, backoff_s=retry_backoff_s,
+                                    redeliver_s=redeliver_s) if influx is not None else None
+        self.engine = Engine(rules, registry, lateness_s=lateness_s, default_renotify_s=renotify_s,
+                             derive_always=self.aqi_writer.metrics if self.aqi_writer is not None else ())
         self.store = store
         self.broker = broker
         self.clock = clock
@@ -74,11 +61,9 @@ class RulesService:
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=queue_size)
         self.dropped = 0
         self._last_drop_log = 0.0
-        self._event_now: datetime | None = None
-        self._lag_s, self._lag_at = 0.0, 0.0  # largest recent arrival lag behind the newest event time
+        self._event_ms: int | None = None
+        self._lag_ms, self._lag_at = 0, 0.0  # largest recent arrival lag behind the newest event time
         self._stop = asyncio.Event()
-        self._mqtt: aiomqtt.Client | None = None
-        self._mqtt_ready = asyncio.Event()
         if store is not None:
             snap = store.load_state()
             if snap is not None:
@@ -87,33 +72,13 @@ class RulesService:
                     log.info("rules engine resumed with %d active alert(s)", len(self.engine.book.active))
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("ignoring unusable saved engine state: %s", exc)
-        outbox: Outbox = store if store is not None else MemoryOutbox()
-        chosen = list(channels) if channels is not None else self.default_channels(influx)
+        self.channels = list(channels) if channels is not None else \
+            build_channels(settings, ChannelContext(store=store, lines=influx, broker=broker))
         self.workers = [
-            ChannelWorker(c, outbox if c.name != "store" else MemoryOutbox(), attempts=retry_attempts,
-                          backoff_s=retry_backoff_s, redeliver_s=redeliver_s)
-            for c in chosen
+            ChannelWorker(c, outbox_for(c, store), queue_size=channel_queue_size, attempts=retry_attempts,
+                          backoff_s=retry_backoff_s, redeliver_s=redeliver_s, describe=describe)
+            for c in self.channels
         ]
-        # The hourly AQI of every air reading goes to the time-series store as the ``aqi`` measurement.
-        self.aqi_writer = AqiWriter(influx, registry, flush_s=derived_flush_s, batch_lines=derived_batch_lines,
-                                    attempts=retry_attempts, backoff_s=retry_backoff_s,
-                                    redeliver_s=redeliver_s) if influx is not None else None
-
-    def default_channels(self, influx: Any | None) -> list[Channel]:
-        """Log and store always; MQTT when a broker is given; webhook, DingTalk, WeCom when configured."""
-        s = self.settings
-        channels: list[Channel] = [LogChannel(), StoreChannel(self.store, influx)]
-        if self.broker is not None:
-            channels.append(MqttChannel(self.publish))
-        if s.webhook.url:
-            secret = s.webhook.secret.get_secret_value() if s.webhook.secret else None
-            channels.append(WebhookChannel(s.webhook.url, secret))
-        if s.dingtalk.webhook:
-            ding_secret = s.dingtalk.secret.get_secret_value() if s.dingtalk.secret else None
-            channels.append(DingTalkChannel(s.dingtalk.webhook.get_secret_value(), ding_secret))
-        if s.wecom.webhook:
-            channels.append(WeComChannel(s.wecom.webhook.get_secret_value()))
-        return channels
 
     # -- intake -----------------------------------------------------------------------------------------
     def offer(self, item: Item) -> bool:
@@ -138,16 +103,15 @@ class RulesService:
                 tasks = [tg.create_task(self._evaluate(), name="rules-evaluate"),
                          tg.create_task(self._ticker(), name="rules-tick"),
                          tg.create_task(self._saver(), name="rules-save")]
-                for w in self.workers:
-                    tasks.append(tg.create_task(w.run(), name=f"rules-deliver-{w.channel.name}"))
-                    tasks.append(tg.create_task(w.redeliver(), name=f"rules-redeliver-{w.channel.name}"))
-                if self.broker is not None:
-                    tasks.append(tg.create_task(self._alert_publisher(), name="rules-mqtt-publisher"))
+                for channel, worker in zip(self.channels, self.workers, strict=True):
+                    tasks += [tg.create_task(channel.run(), name=f"rules-channel-{channel.name}"),
+                              tg.create_task(worker.run(), name=f"rules-deliver-{channel.name}"),
+                              tg.create_task(worker.redeliver(), name=f"rules-redeliver-{channel.name}")]
                 if self.aqi_writer is not None:
-                    w = self.aqi_writer.worker
+                    lines = self.aqi_writer.worker
                     tasks += [tg.create_task(self.aqi_writer.run(), name="rules-aqi-flush"),
-                              tg.create_task(w.run(), name="rules-deliver-aqi"),
-                              tg.create_task(w.redeliver(), name="rules-redeliver-aqi")]
+                              tg.create_task(lines.run(), name="rules-deliver-aqi"),
+                              tg.create_task(lines.redeliver(), name="rules-redeliver-aqi")]
                 await self._stop.wait()
                 await self.drain(timeout=5.0)
                 for t in tasks:
@@ -191,23 +155,23 @@ class RulesService:
 
     def _process_one(self, item: Item) -> None:
         try:
-            self.dispatch(self.engine.process(item))
+            evaluation = self.engine.evaluate(item)
+            self.dispatch(evaluation.transitions)
             if self.aqi_writer is not None:
-                self.aqi_writer.observe(item)
+                self.aqi_writer.observe(evaluation)
             if self.clock == "event":
-                when = item.ts if isinstance(item, Reading | StatusUpdate) else \
-                    datetime.fromtimestamp(item.ts_ms / 1000, UTC)
-                if self._event_now is None or when > self._event_now:
-                    self._event_now = when
+                when = evaluation.ts_ms
+                if self._event_ms is None or when > self._event_ms:
+                    self._event_ms = when
                 else:
-                    self._note_lag((self._event_now - when).total_seconds())
+                    self._note_lag(self._event_ms - when)
         except Exception:  # one bad item must not stop the engine
             log.exception("rules engine failed on %r", item)
 
-    def _note_lag(self, lag_s: float) -> None:
+    def _note_lag(self, lag_ms: int) -> None:
         now = time.monotonic()
-        if lag_s >= self._lag_s or now - self._lag_at > LAG_MEMORY_S:
-            self._lag_s, self._lag_at = lag_s, now
+        if lag_ms >= self._lag_ms or now - self._lag_at > LAG_MEMORY_S:
+            self._lag_ms, self._lag_at = lag_ms, now
 
     def now(self) -> datetime:
         """The engine's clock: wall time, or the event-time watermark (simulations, replays).
@@ -217,10 +181,10 @@ class RulesService:
         behind the newest ones is in flight, not silent.
         """
         if self.clock == "event":
-            if self._event_now is None:
+            if self._event_ms is None:
                 return datetime.now(UTC)
-            lag = self._lag_s if time.monotonic() - self._lag_at <= LAG_MEMORY_S else 0.0
-            return self._event_now - timedelta(seconds=lag + self.engine.lateness_ms / 1000)
+            lag_ms = self._lag_ms if time.monotonic() - self._lag_at <= LAG_MEMORY_S else 0
+            return from_ms(self._event_ms - lag_ms - self.engine.lateness_ms)
         return datetime.now(UTC)
 
     def tick(self) -> list[AlertTransition]:
@@ -237,9 +201,8 @@ class RulesService:
     def dispatch(self, transitions: Sequence[AlertTransition]) -> None:
         """Hand transitions to every channel's queue (never waits)."""
         for t in transitions:
-            payload = t.to_json()
             for w in self.workers:
-                w.offer(payload)
+                w.offer(t)
 
     async def _saver(self) -> None:
         while True:
@@ -254,31 +217,9 @@ class RulesService:
             except Exception as exc:
                 log.warning("could not save rules engine state: %s", exc)
 
-    # -- MQTT ---------------------------------------------------------------------------------------------
-    async def publish(self, topic: str, payload: bytes) -> None:
-        """Publish one alert at QoS 1 on the service's own connection."""
-        client = self._mqtt
-        if client is None or not self._mqtt_ready.is_set():
-            raise DeliveryError("not connected to the broker")
-        await client.publish(topic, payload, qos=1)
-
-    async def _alert_publisher(self) -> None:
-        assert self.broker is not None
-        delay = 0.5
-        client_id = f"{self.settings.mqtt.client_id}-rules-alerts-{uuid.uuid4().hex[:8]}"
-        while True:
-            try:
-                async with mqtt_client(self.settings, self.broker, client_id) as client:
-                    self._mqtt = client
-                    self._mqtt_ready.set()
-                    delay = 0.5
-                    await asyncio.Event().wait()  # hold the connection; publishes use it
-            except aiomqtt.MqttError as exc:
-                log.warning("alert publisher disconnected: %s", exc)
-            finally:
-                self._mqtt_ready.clear()
-                self._mqtt = None
-            delay = await _backoff(delay)
+    def channels_ready(self) -> bool:
+        """Whether every channel could deliver now (connected channels are connected)."""
+        return all(c.ready() for c in self.channels)
 
     def stats(self) -> dict[str, Any]:
         """Counters for health output."""
@@ -305,13 +246,13 @@ class MqttSource:
 
     async def run(self) -> None:
         """Read messages forever, reconnecting with jittered backoff."""
-        delay = 0.5
+        backoff = Backoff(0.5, 30.0)
         while True:
             try:
                 async with mqtt_client(self.settings, self.broker, self.client_id) as client:
                     await client.subscribe([(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
                     self.connected.set()
-                    delay = 0.5
+                    backoff.reset()
                     async for message in client.messages:
                         raw = message.payload
                         self.handle(message.topic.value,
@@ -320,7 +261,7 @@ class MqttSource:
                 log.warning("rules reader disconnected: %s", exc)
             self.connected.clear()
             self.reconnects += 1
-            delay = await _backoff(delay)
+            await backoff.sleep()
 
     def handle(self, topic: str, payload: bytes) -> None:
         """Decode one message and offer it to the service."""

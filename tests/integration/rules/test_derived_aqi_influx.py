@@ -9,10 +9,10 @@ import pytest
 
 from gulou.devices.contract import Reading
 from gulou.devices.registry import Registry
-from gulou.ingest.influx import InfluxSink
 from gulou.rules.model import load_rules
 from gulou.rules.service import RulesService
 from gulou.settings import Settings
+from gulou.sinks.influx import InfluxSink
 from tests.tsdb import VictoriaMetrics
 
 pytestmark = pytest.mark.integration

@@ -87,7 +87,7 @@ async def _scenario(url: str, registry: Registry, hook: Webhook, store_path: Pat
         tasks = [tg.create_task(service.run()), tg.create_task(source.run()), tg.create_task(subscribe(ready))]
         await asyncio.wait_for(source.connected.wait(), 10)
         await asyncio.wait_for(ready.wait(), 10)
-        assert await until(lambda: service._mqtt_ready.is_set(), 10)
+        assert await until(lambda: service.channels_ready(), 10)
         async with aiomqtt.Client(broker.host, broker.port, identifier="gulou-test-rules-pub") as pub:
             for device_id, values in CALM.items():
                 d = registry.get(device_id)

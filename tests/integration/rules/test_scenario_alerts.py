@@ -16,8 +16,8 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from gulou.devices.registry import Registry
 from gulou.app.pipeline import Pipeline, run_pipeline
+from gulou.devices.registry import Registry
 from gulou.rules.model import HeldRule, RateRule, load_rules
 from gulou.settings import Settings, parse_broker_url
 from gulou.simulators.publisher import SimConfig, run_simulation
@@ -141,7 +141,7 @@ async def _run(url: str, registry: Registry, hook: Webhook, store: Path, start: 
         ready = asyncio.Event()
         reader = asyncio.create_task(subscribe(ready), name="alert-subscriber")
         await asyncio.wait_for(ready.wait(), 10)
-        await until(lambda: p.rules is not None and p.rules._mqtt_ready.is_set(), 10)
+        await until(lambda: p.rules is not None and p.rules.channels_ready(), 10)
         config = SimConfig(registry=registry, scenario=load_scenario("incidents"), seed=1, start=start,
                            sim_duration=sim_s, speed=0, offline_at_end=False, client_prefix="gulou-test-sim")
         summary = await run_simulation(config, broker)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Registry
-from gulou.rules.derived import AqiWriter, BoundedOutbox
+from gulou.rules.derived import AqiWriter
+from gulou.rules.engine import Engine
 from gulou.rules.model import load_rules
 from gulou.rules.service import RulesService
 from gulou.settings import Settings
@@ -101,10 +106,12 @@ def test_air_readings_become_aqi_lines_rated_by_the_standard_of_their_date(regis
 
 def test_lines_are_batched_by_size_and_by_time(registry: Registry) -> None:
     influx = FakeInflux()
-    writer = AqiWriter(influx, registry, batch_lines=3)
+    writer = AqiWriter(influx, batch_lines=3)
+    engine = Engine([], registry, derive_always=writer.metrics)
     start = datetime(2026, 5, 1, tzinfo=UTC)
     for minute in range(7):
-        writer.observe(_reading(registry, "aq-001", start.replace(minute=minute), {"pm25": 40.0 + minute}))
+        writer.observe(engine.evaluate(
+            _reading(registry, "aq-001", start.replace(minute=minute), {"pm25": 40.0 + minute})))
     # Two full batches went to the delivery queue at once; one line waits for the periodic flush.
     assert writer.worker.queue.qsize() == 2 and writer.stats()["buffered"] == 1
     writer.flush()
@@ -132,17 +139,28 @@ def test_a_failing_store_is_retried_then_the_batch_is_delivered(registry: Regist
 
 def test_unrateable_values_are_counted_not_written(registry: Registry) -> None:
     influx = FakeInflux()
-    writer = AqiWriter(influx, registry)
-    assert writer.observe(_reading(registry, "aq-001", datetime(2026, 5, 1, tzinfo=UTC), {"pm25": -5.0})) is None
+    writer = AqiWriter(influx)
+    engine = Engine([], registry, derive_always=writer.metrics)
+    refused = _reading(registry, "aq-001", datetime(2026, 5, 1, tzinfo=UTC), {"pm25": -5.0})
+    assert writer.observe(engine.evaluate(refused)) is None
     assert writer.stats()["unrated"] == 1 and writer.stats()["buffered"] == 0
 
 
-def test_the_outbox_keeps_a_bounded_number_of_batches_and_counts_what_it_drops() -> None:
-    outbox = BoundedOutbox(limit=2)
-    for index in range(4):
-        outbox.keep("aqi", {"lines": [f"l{index}a", f"l{index}b"]}, 4, "down")
-    assert [p["lines"][0] for _, p in outbox.pending("aqi")] == ["l2a", "l3a"]
-    assert (outbox.dropped_batches, outbox.dropped_lines) == (2, 4)
-    first_id = outbox.pending("aqi")[0][0]
-    outbox.delivered(first_id)
-    assert len(outbox) == 1
+def test_each_air_reading_is_rated_once_for_the_rules_and_the_series(registry: Registry,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Count at the rating step inside the standard, whoever calls ``aqi()`` and however it was imported.
+    aqi_module = importlib.import_module("gulou.rules.standards.aqi")
+    calls: list[str] = []
+    rate_all = aqi_module._rate_all
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append("rated")
+        return rate_all(*args, **kwargs)
+
+    monkeypatch.setattr(aqi_module, "_rate_all", counted)
+    rules = [r for r in load_rules() if getattr(r, "metric", None) == "aqi"]
+    assert rules, "the shipped rules rate the AQI"
+    influx = FakeInflux()
+    service = RulesService(Settings(), registry, rules, influx=influx, channels=[])
+    _run(service, [_reading(registry, "aq-001", datetime(2026, 5, 1, tzinfo=UTC), FULL)])
+    assert calls == ["rated"] and len(influx.lines) == 1

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from gulou.bench.rules_bench import CALM
 from gulou.devices.registry import Registry
 from gulou.rules.alerts import AlertTransition
-from gulou.bench.rules_bench import CALM
 from gulou.rules.engine import Engine
 from gulou.rules.model import AnyRule, load_rules
 from tests.unit.rules.test_rules_engine import T0, at, reading

@@ -7,8 +7,8 @@ algorithms (reference §1.3, §1.7, §7). The framer keeps a per-connection buff
 1. trusts the declared length when the four bytes after it are hex digits whose CRC matches;
 2. otherwise delimits the frame by its CR LF (or the next ``##`` when the CR LF is missing) and takes the
    CRC as the hex digits after the segment's closing ``&&``;
-3. on a structural failure reports a ``FrameError`` and rescans from the byte after that ``##``, so a
-   wrong length never swallows the next good packet.
+3. on a structural failure reports a ``FrameError`` and rescans from the byte after that ``##`` (or from
+   the delimiter, which no packet straddles), so a wrong length never swallows the next good packet.
 
 A frame whose CRC matches no variant is still returned (``crc_variant is None``): its data area may be
 SM4-encrypted, whose CRC covers the plaintext, so the packet layer decides.
@@ -16,6 +16,7 @@ SM4-encrypted, whose CRC covers the plaintext, so the packet layer decides.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,7 @@ STANDARD_MAX_SEGMENT = 1024  # the standard's limit; longer segments arrive unsp
 DEFAULT_MAX_SEGMENT = 9999
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = frozenset(b"0123456789")
+_CLOSED = re.compile(rb"&&[0-9A-Fa-f]{3,4}\r?$")
 LengthCheck = Literal["exact", "plus6", "chars", "mismatch"]
 FrameErrorReason = Literal["bad_header", "too_long", "bad_crc_field", "truncated"]
 
@@ -131,6 +133,9 @@ class Framer:
                 self.noise_bytes += len(buf) - pos - keep
                 del buf[: len(buf) - keep]
                 return out
+            # "###…": a stray '#' just before a header is noise, not a packet of its own.
+            while buf[start + 2:start + 3] == b"#":
+                start += 1
             self.noise_bytes += start - pos
             result = self._frame_at(start, final)
             if result is None:
@@ -150,8 +155,13 @@ class Framer:
         if j == size and digits < 4 and not final:
             return None
         if digits < 3:
-            return FrameError(bytes(buf[start:j + 1]), "bad_header",
-                              "## is not followed by a decimal length"), start + 2
+            # Show the bytes up to the line end or the next '#', without claiming a following packet.
+            limit = min(size, start + 256)
+            ends = [e for e in (buf.find(CRLF, start + 2, limit), buf.find(b"#", start + 2, limit)) if e >= 0]
+            cut = min(ends) if ends else limit
+            cut += 2 if buf[cut:cut + 2] == CRLF else 0
+            return FrameError(bytes(buf[start:cut]), "bad_header",
+                              "## is not followed by a decimal length"), start + 1
         declared = int(buf[start + 2:j])
         body = j
         if digits == 4:
@@ -164,9 +174,9 @@ class Framer:
         if not ends:
             if size - start > self.max_frame:
                 return FrameError(bytes(buf[start:start + self.max_frame]), "too_long",
-                                  f"no end of packet within {self.max_frame} bytes"), start + 2
-            if not final:
-                return None
+                                  f"no end of packet within {self.max_frame} bytes"), start + 1
+            if not final or _CLOSED.search(buf, body) is None:
+                return None  # wait for more; at the end of the stream: truncated
             end = size
         else:
             end = min(ends)
@@ -175,14 +185,14 @@ class Framer:
         raw = bytes(buf[start:stop])
         if end - body > self.max_segment + 4:
             return FrameError(raw, "too_long",
-                              f"data segment of {end - body - 4} bytes exceeds {self.max_segment}"), start + 2
+                              f"data segment of {end - body - 4} bytes exceeds {self.max_segment}"), stop
         return self._delimited(raw, buf[body:end], declared, digits, terminated), stop
 
     def _exact(self, start: int, body: int, declared: int) -> tuple[FrameEvent, int] | None:
         """The frame when the declared length leads to hex digits whose CRC matches the segment."""
         buf = self._buf
         seg_end = body + declared
-        if len(buf) < seg_end + 4:
+        if declared > self.max_segment or len(buf) < seg_end + 4:
             return None
         crc_bytes = buf[seg_end:seg_end + 4]
         if not all(c in _HEX for c in crc_bytes):

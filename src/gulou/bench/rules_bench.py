@@ -117,15 +117,12 @@ def _embedded_broker(ready: Any, port_box: Any, stop: Any) -> None:
 
 async def _measure(settings: Settings, registry: Registry, rules: Sequence[AnyRule], url: str, rate: int,
                    seconds: float, progress: Callable[[str], None]) -> dict[str, Any]:
-    from gulou.rules.notify import MqttChannel
+    from gulou.channels.mqtt import MqttChannel
     from gulou.rules.service import MqttSource, RulesService
 
     broker = parse_broker_url(url)
-    service = RulesService(settings, registry, rules, broker=broker, channels=[], renotify_s=None, tick_s=3600)
-    service.workers = []
-    from gulou.rules.notify import ChannelWorker, MemoryOutbox
-
-    service.workers.append(ChannelWorker(MqttChannel(service.publish), MemoryOutbox(), queue_size=100_000))
+    service = RulesService(settings, registry, rules, broker=broker, channels=[MqttChannel(settings, broker)],
+                           channel_queue_size=100_000, renotify_s=None, tick_s=3600)
     source = MqttSource(settings, broker, service)
     latencies: list[float] = []
     ctx = multiprocessing.get_context("spawn")
@@ -145,7 +142,7 @@ async def _measure(settings: Settings, registry: Registry, rules: Sequence[AnyRu
         reader = tg.create_task(source.run(), name="bench-reader")
         sub = tg.create_task(collect(), name="bench-alert-subscriber")
         await asyncio.wait_for(source.connected.wait(), 10)
-        while service._mqtt is None:
+        while not service.channels_ready():
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         progress(f"publishing {rate} msg/s for {seconds:g} s to {url}")

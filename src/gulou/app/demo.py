@@ -14,10 +14,10 @@ from rich.table import Table
 
 from gulou.app.pipeline import Pipeline, run_pipeline
 from gulou.devices.registry import Registry
-from gulou.ingest.store import EmbeddedStore
 from gulou.settings import Settings
 from gulou.simulators.publisher import SimConfig, SimProgress, SimSummary, run_simulation
 from gulou.simulators.scenario import Scenario
+from gulou.sinks.embedded import EmbeddedStore
 
 
 async def run_demo(settings: Settings, registry: Registry, scenario: Scenario, start: datetime, sim_hours: float,

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gulou.app.broker import BrokerLease, broker_for
+from gulou.app.ingest import IngestOptions, build_collector, default_client_id
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Registry
 from gulou.ingest.collector import Collector
-from gulou.ingest.service import IngestOptions, build_collector, default_client_id
 from gulou.rules.alert_store import AlertStore
 from gulou.rules.model import load_rules
 from gulou.rules.service import RulesService
@@ -71,7 +71,7 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
             rules = RulesService(settings, registry, load_rules(), store=AlertStore(settings.store), influx=influx,
                                  broker=address, clock=clock)
         collector.start()
-        if not await asyncio.to_thread(collector.link.wait_connected, 15):
+        if not await asyncio.to_thread(collector.source.wait_connected, 15):
             raise ConnectionError(f"collector could not connect to {address.host}:{address.port}")
         pipeline = Pipeline(address, embedded, collector, rules)
         async with asyncio.TaskGroup() as group:

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 
 from gulou.app.broker import broker_for
 from gulou.devices.registry import Registry
-from gulou.ingest.influx import InfluxSink
 from gulou.rules.alert_store import AlertStore
 from gulou.rules.model import AnyRule
 from gulou.rules.service import Clock, MqttSource, RulesService
 from gulou.settings import Settings
+from gulou.sinks.influx import InfluxSink
 
 
 async def run_rules(settings: Settings, registry: Registry, rule_set: Sequence[AnyRule], clock: Clock,

@@ -25,11 +25,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gulou.app.ingest import IngestOptions, build_collector
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import dump_registry, load_registry
 from gulou.devices.synthetic import synthetic_registry
-from gulou.ingest.service import IngestOptions, build_collector, open_store
 from gulou.settings import BrokerAddress, Settings
+from gulou.sinks.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ def _pipeline(port: int, config: BenchConfig, registry_file: Path, devices_file:
                                     tls=False), IngestOptions(client_id="gulou-bench-ingest", share_group="bench",
                                     batch_size=config.batch_size), on_stored=on_stored)
         collector.start()
-        collector.link.wait_connected(10)
+        collector.source.wait_connected(10)
     else:
         env_args = ["--broker", f"mqtt://127.0.0.1:{port}", "--store", str(work / "bench.db"),
                     "--registry", str(registry_file), "--share-group", "bench", "--batch-size", str(config.batch_size),
@@ -186,7 +187,7 @@ def _pipeline(port: int, config: BenchConfig, registry_file: Path, devices_file:
         procs = [subprocess.Popen([sys.executable, "-m", "gulou", "ingest", *env_args, "--client-id",
                                    f"gulou-bench-ingest-{n}"]) for n in range(config.workers)]
         time.sleep(3)  # let every worker subscribe before the burst
-    store = open_store(settings)
+    store = EmbeddedStore.from_settings(settings)
     started = time.perf_counter()
     gen = _loadgen(port, config.qos, config.messages, devices_file, "gulou-bench-pub-2", config.rate)
     done_at = started
@@ -213,6 +214,7 @@ def _pipeline(port: int, config: BenchConfig, registry_file: Path, devices_file:
     if procs:
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     final = store.stats()
+    store.close()
     handled = final["stored"] + final["rejected"] + final["spooled"]
     rate = handled / elapsed if elapsed > 0 else 0.0
     lat = sorted(latencies)

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import csv
-import logging
-import signal
-import subprocess
 import sys
-import threading
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import click
 
+from gulou.app.ingest import IngestError, IngestOptions, IngestUsageError, default_client_id, run_ingest
 from gulou.cli.common import (
     broker_option,
     echo_json,
     json_option,
     load_settings,
-    open_registry,
     registry_option,
     setup_logging,
     store_option,
 )
 from gulou.devices.base import DOMAINS
-from gulou.ingest.service import IngestOptions, build_collector, default_client_id, open_store
-
-log = logging.getLogger(__name__)
+from gulou.devices.registry import RegistryError
+from gulou.sinks.embedded import EmbeddedStore
 
 
 @click.command()
@@ -49,61 +44,15 @@ def ingest(broker: str | None, store: Path | None, registry: Path | None, client
     settings = load_settings(broker=broker, store=store, registry=registry, share_group=share_group,
                              log_level=log_level)
     setup_logging(settings.log_level)
-    address = settings.broker_address()
-    if address is None:
-        raise click.UsageError("no broker: give --broker mqtt://HOST:PORT (or GULOU_BROKER); "
-                               "`gulou run` starts an embedded broker instead")
-    base_id = client_id or default_client_id(settings.mqtt.client_id)
-    if workers > 1:
-        if no_share:
-            raise click.UsageError("--workers needs a shared subscription (drop --no-share)")
-        _run_workers(workers, base_id)
-        return
-    reg = open_registry(settings)
-    options = IngestOptions(client_id=base_id, share_group=None if no_share else settings.mqtt.share_group,
+    options = IngestOptions(client_id=client_id or default_client_id(settings.mqtt.client_id),
+                            share_group=None if no_share else settings.mqtt.share_group,
                             mqtt5=mqtt_version == "5", batch_size=batch_size)
     try:
-        collector = build_collector(settings, reg, address, options)
-    except ValueError as exc:
+        run_ingest(settings, options, workers=workers, setup_logging=setup_logging)
+    except IngestUsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    except (IngestError, RegistryError) as exc:
         raise click.ClickException(str(exc)) from None
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    collector.start()
-    if not collector.link.wait_connected(15):
-        log.warning("not connected to %s yet; still retrying", settings.mqtt.url)
-    while not stop.wait(1.0):
-        if not collector.alive:
-            collector.link.stop()
-            raise click.ClickException(f"collector failed: {collector.fatal}")
-    log.info("stopping: storing and acknowledging what was received")
-    collector.stop()
-    t = collector.totals
-    log.info("stopped: received %s, stored %s, spooled %s, rejected %s", t.received, t.stored, t.spooled,
-             t.rejected)
-
-
-def _run_workers(workers: int, base_id: str) -> None:
-    """Run N collector processes (same options, distinct client ids) and forward signals to them."""
-    args = [a for a in sys.argv[1:] if not a.startswith("--workers")]
-    if "--workers" in sys.argv:  # "--workers N" as two words
-        i = sys.argv.index("--workers")
-        args = sys.argv[1:i] + sys.argv[i + 2:]
-    args = [a for a in args if a not in ("--client-id",)]
-    procs = [subprocess.Popen([sys.executable, "-m", "gulou", *args, "--client-id", f"{base_id}-{n}"])
-             for n in range(workers)]
-    log.info("started %s collector processes", workers)
-
-    def forward(sig: int, _frame: Any) -> None:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(sig)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        raise click.ClickException(f"collector processes exited with {codes}")
 
 
 @click.command()
@@ -112,7 +61,8 @@ def _run_workers(workers: int, base_id: str) -> None:
 def stats(store: Path | None, as_json: bool) -> None:
     """Totals received/stored/rejected/spooled, per domain, reason and device, plus collector health."""
     settings = load_settings(store=store)
-    data = open_store(settings).stats()
+    with closing(EmbeddedStore.from_settings(settings)) as db:
+        data = db.stats()
     if as_json:
         echo_json(data)
         return
@@ -155,7 +105,8 @@ def query(store: Path | None, domain: str, device: str | None, since: str | None
           limit: int | None, as_json: bool, as_csv: bool) -> None:
     """Read stored readings back from the embedded store."""
     settings = load_settings(store=store)
-    rows = open_store(settings).query_readings(domain, device, _parse_time(since), _parse_time(until), limit)
+    with closing(EmbeddedStore.from_settings(settings)) as db:
+        rows = db.query_readings(domain, device, _parse_time(since), _parse_time(until), limit)
     if as_json:
         echo_json(rows)
         return
@@ -180,7 +131,8 @@ def query(store: Path | None, domain: str, device: str | None, since: str | None
 def deadletters(store: Path | None, reason: str | None, limit: int, as_json: bool) -> None:
     """List rejected messages with the reason, topic and raw payload."""
     settings = load_settings(store=store)
-    rows = open_store(settings).deadletters(limit=limit, reason=reason)
+    with closing(EmbeddedStore.from_settings(settings)) as db:
+        rows = db.deadletters(limit=limit, reason=reason)
     if as_json:
         echo_json(rows)
         return

@@ -112,8 +112,8 @@ def rules_run(broker: str | None, registry: Path | None, store: Path | None, rul
 def rules_recompute(since: str, until: str | None, store: Path | None, registry: Path | None,
                     as_json: bool) -> None:
     """Daily means per air station from stored readings, daily AQI and the good-day ratio."""
-    from gulou.ingest.store import EmbeddedStore
     from gulou.rules.recompute import default_until, parse_day_or_time, recompute_air
+    from gulou.sinks.embedded import EmbeddedStore
 
     settings = load_settings(store=store, registry=registry)
     try:

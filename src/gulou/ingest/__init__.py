@@ -1,1 +1,1 @@
-"""Ingest: MQTT collectors, sinks (embedded store, InfluxDB), disk spool and accounting."""
+"""Ingest: the collector (source → validate → sink, with accounting) and the disk spool in front of remote sinks."""

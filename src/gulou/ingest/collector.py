@@ -1,4 +1,4 @@
-"""The collector: MQTT → validate → store (or spool) → acknowledge, with every outcome counted."""
+"""The collector: source → validate → store (or spool) → acknowledge, with every outcome counted."""
 
 from __future__ import annotations
 
@@ -13,26 +13,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gulou.devices.contract import (
-    SINK_REJECTED,
-    STATUS_FILTER,
-    TELEMETRY_FILTER,
-    Decoder,
-    Reading,
-    Rejection,
-    StatusUpdate,
-)
+from gulou.devices.contract import SINK_REJECTED, Decoder, Reading, Rejection, StatusUpdate
 from gulou.devices.registry import Registry
-from gulou.ingest.mqtt_link import Incoming, LinkConfig, MqttLink
 from gulou.ingest.spool import DurableWriter, SpoolFull
-from gulou.ingest.store import CountRow, EmbeddedStore
-from gulou.settings import BrokerAddress
+from gulou.sinks.embedded import CountRow, EmbeddedStore
+from gulou.sources.base import Delivery, Source
+from gulou.timeutil import from_ms
 from gulou.tsdb.line_protocol import encode_line, point_line, status_line
 from gulou.tsdb.records import Batch, DeadLetter, Point, StatusEvent
 from gulou.tsdb.writer import SinkError, SinkRejected
 
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
+OnStored = Callable[[list[Reading | StatusUpdate]], None]
 
 
 @dataclass
@@ -89,17 +82,20 @@ class AgeSample:
 
 
 class Collector:
-    """One collector: an MQTT link feeding a writer thread through a bounded queue."""
+    """One collector: a source feeding a writer thread through a bounded queue.
+
+    ``on_stored`` sees readings and statuses only once durably stored: at once when the sink took them, after
+    their replay when they were spooled, never when the sink refused them.
+    """
 
     def __init__(
         self,
-        broker: BrokerAddress,
-        link: LinkConfig,
+        source: Source,
         registry: Registry,
         store: EmbeddedStore,
         writer: DurableWriter | None = None,
         config: CollectorConfig | None = None,
-        on_stored: Callable[[list[Reading | StatusUpdate]], None] | None = None,
+        on_stored: OnStored | None = None,
     ) -> None:
         self.config = config or CollectorConfig()
         self.store = store
@@ -112,11 +108,11 @@ class Collector:
         self.on_stored = on_stored
         self.totals = Totals()
         self.ages = AgeSample()
-        self.collector_id = link.client_id
-        # The broker never has more than receive_maximum unacked messages out to us, so this never fills;
+        self.collector_id = source.id
+        # The source never has more than max_in_flight unacked messages out to us, so this never fills;
         # the bound is a guard, not the back-pressure mechanism.
-        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=link.receive_maximum * 2 + 100)
-        self.link = MqttLink(broker, link, self._queue.put)
+        self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=source.max_in_flight * 2 + 100)
+        self.source = source
         self._stop = threading.Event()
         self._writer_thread: threading.Thread | None = None
         self._started = time.monotonic()
@@ -129,15 +125,15 @@ class Collector:
         self._writer_thread = threading.Thread(target=self._write_loop, name=f"writer-{self.collector_id}",
                                                daemon=True)
         self._writer_thread.start()
-        self.link.start()
+        self.source.start(self._queue.put)
 
     def stop(self) -> None:
         """Stop taking deliveries, store and acknowledge what was received, then disconnect."""
-        self.link.pause()
+        self.source.pause()
         self._stop.set()
         if self._writer_thread is not None:
             self._writer_thread.join(timeout=60)
-        self.link.stop()
+        self.source.stop()
         self._write_health()
 
     @property
@@ -149,7 +145,7 @@ class Collector:
     def _write_loop(self) -> None:
         next_health = time.monotonic()
         next_completeness = time.monotonic() + self.config.completeness_interval_s
-        pending: list[Incoming] = []
+        pending: list[Delivery] = []
         try:
             while True:
                 if not pending:
@@ -175,8 +171,8 @@ class Collector:
             log.exception("collector %s writer stopped: %s", self.collector_id, exc)
             raise
 
-    def _take_batch(self) -> list[Incoming]:
-        batch: list[Incoming] = []
+    def _take_batch(self) -> list[Delivery]:
+        batch: list[Delivery] = []
         try:
             batch.append(self._queue.get(timeout=0.2))
         except queue.Empty:
@@ -190,14 +186,14 @@ class Collector:
                 break
         return batch
 
-    def _process(self, messages: list[Incoming]) -> bool:
+    def _process(self, messages: list[Delivery]) -> bool:
         """Validate, store and acknowledge one batch. False when it could not be stored yet (spool full)."""
         now = datetime.now(UTC)
         batch = Batch()
         dead: list[DeadLetter] = []
         counts: Counter[tuple[int, str, str, str, str]] = Counter()
         decoded: list[Reading | StatusUpdate] = []
-        valid: list[Incoming] = []
+        valid: list[Delivery] = []
         by_domain: Counter[str] = Counter()
         for m in messages:
             result = self.decoder.decode(m.topic, m.payload, now)
@@ -244,7 +240,7 @@ class Collector:
                 outcome = "rejected"
             self._count(counts, batch, outcome)
             self.store.record(None, dead, _rows(counts))
-        self.link.ack(messages)
+        self.source.ack(messages)
         t = self.totals
         t.received += len(messages)
         t.rejected += len(dead)
@@ -257,7 +253,8 @@ class Collector:
             t.spooled += len(batch)
         if batch.points:
             self.ages.add_batch(int(time.time() * 1000), batch.points)
-        if self.on_stored is not None and decoded:
+        # Spooled readings reach on_stored when their replay is stored (_replayed); refused ones never do.
+        if self.on_stored is not None and decoded and outcome == "stored":
             self.on_stored(decoded)
         return True
 
@@ -275,6 +272,23 @@ class Collector:
         self._count(counts, batch, "replayed")
         self.store.add_counts(_rows(counts))
         self.totals.stored += len(batch)
+        if self.on_stored is not None:
+            items = self._items(batch)
+            if items:
+                self.on_stored(items)
+
+    def _items(self, batch: Batch) -> list[Reading | StatusUpdate]:
+        """A replayed batch as on_stored takes it; devices since removed from the registry are left out."""
+        registry = self.decoder.registry
+        items: list[Reading | StatusUpdate] = []
+        for p in batch.points:
+            if (device := registry.get(p.device_id)) is not None:
+                items.append(Reading(device=device, ts=from_ms(p.ts_ms), seq=p.seq, values=dict(p.values)))
+        for s in batch.statuses:
+            if (device := registry.get(s.device_id)) is not None:
+                items.append(StatusUpdate(device=device, ts=from_ms(s.ts_ms), online=s.online, battery=s.battery,
+                                          rssi=s.rssi))
+        return items
 
     def _rejected_on_replay(self, batch: Batch, exc: SinkRejected) -> None:
         """A spooled batch the sink refuses as invalid: keep every record as a dead letter, never drop it."""
@@ -301,10 +315,10 @@ class Collector:
             s = self.writer.spool
             spool = {"depth": s.depth, "points": s.points, "bytes": s.bytes_used, "max_bytes": s.max_bytes,
                      "fill_ratio": round(s.fill_ratio, 4)}
-        last = self.link.last_message_at
+        last = self.source.last_message_at
         return {
-            "collector": self.collector_id, "connected": self.link.connected, "stalled": self.link.stalled,
-            "reconnects": self.link.reconnects, "received": self.totals.received, "stored": self.totals.stored,
+            "collector": self.collector_id, "connected": self.source.connected, "stalled": self.source.stalled,
+            "reconnects": self.source.reconnects, "received": self.totals.received, "stored": self.totals.stored,
             "spooled": self.totals.spooled, "rejected": self.totals.rejected, "msgs_per_s": round(rate, 1),
             "seconds_since_message": None if last is None else round(now - last, 1),
             "uptime_s": round(now - self._started, 1), "age_at_store_ms": self.ages.percentiles(), "spool": spool,
@@ -342,8 +356,3 @@ def _rows(counts: Counter[tuple[int, str, str, str, str]]) -> list[CountRow]:
     return [CountRow(hour, dev, dom, outcome, reason, n)  # type: ignore[arg-type]
             for (hour, dev, dom, outcome, reason), n in counts.items() if n]
 
-
-def default_link(client_id: str, share_group: str | None, mqtt5: bool = True, **extra: Any) -> LinkConfig:
-    """Link settings for the contract's telemetry and status topics."""
-    return LinkConfig(client_id=client_id, topics=(TELEMETRY_FILTER, STATUS_FILTER), share_group=share_group,
-                      mqtt5=mqtt5, **extra)

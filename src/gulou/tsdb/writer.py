@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from gulou.tsdb.records import Batch
+
+if TYPE_CHECKING:
+    from gulou.settings import Settings
 
 
 class SinkError(Exception):
@@ -29,6 +32,11 @@ class Sink(ABC):
     """Somewhere readings are stored. ``write`` returns only once the batch is durable, else raises."""
 
     name: str = "sink"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sink | None:
+        """The sink its own settings section describes, or None when that section leaves it off."""
+        return None
 
     @abstractmethod
     def write(self, batch: Batch) -> None:

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gulou.devices.registry import Registry
-from gulou.ingest.store import EmbeddedStore
+from gulou.sinks.embedded import EmbeddedStore
 
 BASE_MS = int(time.time() * 1000) - 6 * 3600 * 1000  # six hours ago: valid, not in the future
 

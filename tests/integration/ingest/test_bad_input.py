@@ -20,7 +20,8 @@ from gulou.devices.base import DOMAINS
 from gulou.devices.catalog import CATALOG
 from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER, Decoder, Reading, Rejection, StatusUpdate
 from gulou.devices.registry import Device, Registry
-from gulou.ingest.store import EmbeddedStore, rfc3339
+from gulou.sinks.embedded import EmbeddedStore
+from gulou.sinks.embedded_queries import rfc3339
 from tests.integration.ingest.pipeline import Message, Publisher, accounted, start_ingest, stop_ingest, wait_for
 from tests.servers import Mosquitto
 

@@ -15,9 +15,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gulou.devices.registry import Registry
-from gulou.ingest.collector import Collector, CollectorConfig, default_link
-from gulou.ingest.store import EmbeddedStore, rfc3339
+from gulou.ingest.collector import Collector, CollectorConfig
 from gulou.settings import BrokerAddress
+from gulou.sinks.embedded import EmbeddedStore
+from gulou.sinks.embedded_queries import rfc3339
+from gulou.sources.mqtt import MqttSource, default_link
 from tests.integration.ingest.pipeline import (
     Message,
     Publisher,
@@ -97,31 +99,31 @@ def proxy(own_mosquitto: Mosquitto) -> Iterator[FreezingProxy]:
 def test_stalled_subscription_detected_and_reconnected(own_mosquitto: Mosquitto, proxy: FreezingProxy,
                                                        registry: Registry, tmp_path: Path,
                                                        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="gulou.ingest.mqtt_link")
+    caplog.set_level(logging.INFO, logger="gulou.sources.mqtt")
     cid = "it-stall"
     store = EmbeddedStore(tmp_path / "g.db")
     # No CLI flag sets the probe: run the collector in-process with a probe fast enough for a test.
     link = default_link(cid, None, probe_interval_s=0.5, stall_after_s=2.0)
-    collector = Collector(BrokerAddress(host="127.0.0.1", port=proxy.port, tls=False), link, registry, store,
-                          config=CollectorConfig(health_interval_s=0.3))
+    source = MqttSource(BrokerAddress(host="127.0.0.1", port=proxy.port, tls=False), link)
+    collector = Collector(source, registry, store, config=CollectorConfig(health_interval_s=0.3))
     first = telemetry_set(registry, 300)
     second = telemetry_set(registry, 300, offset=300)
     collector.start()
     try:
-        assert collector.link.wait_connected(10), "collector did not connect through the proxy"
+        assert collector.source.wait_connected(10), "collector did not connect through the proxy"
         wait_subscribed(own_mosquitto.port, cid)
         pub = Publisher(own_mosquitto.port, "it-pub-stall")
         pub.publish(first)
         wait_for(lambda: store.stats()["received"] == len(first), 10, "first part stored")
-        assert not collector.link.stalled and collector.link.reconnects == 0
+        assert not collector.source.stalled and collector.source.reconnects == 0
 
         proxy.freeze()
         frozen_at = time.monotonic()
         pub.publish(second)  # the broker sends these down the connection that no longer delivers
-        wait_for(lambda: collector.link.stalled, 10, "stall detected")
+        wait_for(lambda: collector.source.stalled, 10, "stall detected")
         # Detected from the missing probe echo after stall_after_s, long before the 30 s keepalive would.
         assert time.monotonic() - frozen_at < 8
-        wait_for(lambda: collector.link.reconnects >= 1 and proxy.accepted >= 2, 10, "reconnect through the proxy")
+        wait_for(lambda: collector.source.reconnects >= 1 and proxy.accepted >= 2, 10, "reconnect through the proxy")
         wait_for(lambda: store.stats()["collectors"].get(cid, {}).get("stalled") is True, 5, "health shows stalled")
         assert store.stats()["received"] == len(first), "nothing can arrive while the proxy is frozen"
         stalls = [r for r in caplog.records if "subscription stalled" in r.getMessage()]
@@ -129,7 +131,7 @@ def test_stalled_subscription_detected_and_reconnected(own_mosquitto: Mosquitto,
 
         proxy.thaw()
         wait_for(lambda: store.stats()["received"] >= len(first) + len(second), 20, "second part after the thaw")
-        wait_for(lambda: collector.link.connected and not collector.link.stalled, 10, "link healthy again")
+        wait_for(lambda: collector.source.connected and not collector.source.stalled, 10, "link healthy again")
         wait_for(lambda: store.stats()["collectors"][cid]["connected"] is True, 5, "health shows connected")
         health = store.stats()["collectors"][cid]
         pub.close()

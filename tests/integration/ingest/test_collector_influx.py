@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gulou.devices.registry import Registry
-from gulou.ingest.store import EmbeddedStore
+from gulou.sinks.embedded import EmbeddedStore
 from tests.integration.ingest.pipeline import (
     BASE_MS,
     Message,

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from gulou.devices.registry import Registry, parse_registry
-from gulou.ingest.store import EmbeddedStore
 from gulou.rules.standards import CHINA_TZ
+from gulou.sinks.embedded import EmbeddedStore
 from gulou.tsdb.records import Batch, Point
 
 YEAR, MONTH, DAYS = 2026, 5, 31

@@ -62,7 +62,7 @@ def test_cli_recompute_reads_the_embedded_store(tmp_path: Any, registry: Registr
     from click.testing import CliRunner
 
     from gulou.cli import cli
-    from gulou.ingest.store import EmbeddedStore
+    from gulou.sinks.embedded import EmbeddedStore
     from gulou.tsdb.records import Batch, Point
 
     device = registry.get("aq-001")

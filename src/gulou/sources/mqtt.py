@@ -1,17 +1,16 @@
-"""The collector's MQTT connection: QoS 1 with manual acks, persistent session, jittered reconnects, stall probe."""
+"""MQTT source: QoS 1 with manual acks, MQTT 5 persistent session, shared subscription, stall probe."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import logging
-import random
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -19,11 +18,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gulou.settings import BrokerAddress
+from gulou.backoff import Backoff
+from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER
+from gulou.settings import BrokerAddress, Settings
+from gulou.sources.base import Delivery, Source, SourceOptions
 
 log = logging.getLogger(__name__)
 PUBACK = 0x40
 _PUBACK_HEAD = bytes([PUBACK, 0x02])
+PROTOCOLS = {"5": True, "3.1.1": False}  # protocol name → MQTT 5
 
 
 class BufferedClient(mqtt.Client):
@@ -82,40 +85,54 @@ class LinkConfig:
     ca_file: str | None = None
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """One received message, still unacknowledged."""
-
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    received: float
+def default_link(client_id: str, share_group: str | None, mqtt5: bool = True, **extra: Any) -> LinkConfig:
+    """Link settings for the contract's telemetry and status topics."""
+    return LinkConfig(client_id=client_id, topics=(TELEMETRY_FILTER, STATUS_FILTER), share_group=share_group,
+                      mqtt5=mqtt5, **extra)
 
 
-class MqttLink:
-    """Keeps one paho client connected on its own thread and hands messages to a callback."""
+class MqttSource(Source):
+    """Keeps one paho client connected on its own thread and hands deliveries to the collector."""
 
-    def __init__(self, broker: BrokerAddress, config: LinkConfig, on_message: Callable[[Incoming], None]) -> None:
+    name = "mqtt"
+
+    def __init__(self, broker: BrokerAddress, config: LinkConfig) -> None:
         self.broker = broker
         self.config = config
-        self._on_message = on_message
+        self.id = config.client_id
+        self.max_in_flight = config.receive_maximum
+        self._deliver: Callable[[Delivery], None] | None = None
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
-        self.reconnects = 0
-        self.connects = 0
-        self.stalled = False
-        self.last_message_at: float | None = None
+        self._reconnects = 0
+        self._stalled = False
+        self._last_message_at: float | None = None
         self._last_probe_echo = time.monotonic()
         self._probe_topic = f"gulou/_probe/{config.client_id}"
         self._acks: collections.deque[list[tuple[int, int]]] = collections.deque()
         self._paused = False
         self._client = self._make_client()
 
-    # -- public ---------------------------------------------------------------------------------------------
-    def start(self) -> None:
+    @classmethod
+    def from_settings(cls, settings: Settings, options: SourceOptions) -> MqttSource | None:
+        """From ``settings.mqtt`` (broker URL, credentials, CA file); None when no broker is configured."""
+        address = settings.mqtt.address()
+        if address is None:
+            return None
+        protocol = options.protocol or "5"
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"MQTT protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        section = settings.mqtt
+        config = default_link(options.client_id, options.share_group, mqtt5=PROTOCOLS[protocol],
+                              receive_maximum=options.max_in_flight, username=section.username,
+                              password=section.secret(), ca_file=str(section.ca_file) if section.ca_file else None)
+        return cls(address, config)
+
+    # -- the Source boundary -----------------------------------------------------------------------------------
+    def start(self, deliver: Callable[[Delivery], None]) -> None:
         """Start the network thread (connects, reconnects with jittered backoff)."""
+        self._deliver = deliver
         self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.config.client_id}", daemon=True)
         self._thread.start()
 
@@ -128,13 +145,29 @@ class MqttLink:
         """Whether the link is connected and subscribed."""
         return self._connected.is_set()
 
-    def ack(self, messages: list[Incoming]) -> None:
+    @property
+    def stalled(self) -> bool:
+        """Whether the last connection stopped delivering (no probe echo) while still open."""
+        return self._stalled
+
+    @property
+    def reconnects(self) -> int:
+        """Reconnections since start."""
+        return self._reconnects
+
+    @property
+    def last_message_at(self) -> float | None:
+        """``time.monotonic()`` of the last device message."""
+        return self._last_message_at
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Acknowledge messages to the broker (call only once they are durably stored).
 
         paho is driven by one thread only (``loop()`` here), so acks are handed to the network thread,
         which sends them on its next turn.
         """
-        self._acks.append([(m.mid, m.qos) for m in messages if m.qos > 0])
+        tokens = [cast(tuple[int, int], d.token) for d in deliveries]
+        self._acks.append([(mid, qos) for mid, qos in tokens if qos > 0])
 
     def pause(self) -> None:
         """Stop handing deliveries on; the broker redelivers those unacknowledged ones after reconnecting."""
@@ -177,7 +210,7 @@ class MqttLink:
         subs = [(f, 1) for f in self._filters()] + [(self._probe_topic, 0)]
         client.subscribe(subs)
         self._last_probe_echo = time.monotonic()
-        self.stalled = False
+        self._stalled = False
         self._connected.set()
         log.info("connected to %s:%s as %s, subscribed to %s", self.broker.host, self.broker.port,
                  self.config.client_id, ", ".join(self._filters()))
@@ -196,10 +229,10 @@ class MqttLink:
             if msg.qos > 0:
                 client.ack(msg.mid, msg.qos)
             return
-        if self._paused:
+        if self._paused or self._deliver is None:
             return
-        self.last_message_at = now
-        self._on_message(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
+        self._last_message_at = now
+        self._deliver(Delivery(msg.topic, bytes(msg.payload), time.time(), (msg.mid, msg.qos)))
 
     def _close(self) -> None:
         """Send queued acks and a DISCONNECT, and let the loop write them out."""
@@ -240,9 +273,9 @@ class MqttLink:
             self._client.connect(self.broker.host, self.broker.port, c.keepalive_s)
 
     def _run(self) -> None:
-        delay = self.config.backoff_min_s
+        # Jittered: many collectors restarting together must not reconnect in lockstep.
+        backoff = Backoff(self.config.backoff_min_s, self.config.backoff_max_s)
         first = True
-        next_probe = 0.0
         while not self._stop.is_set():
             try:
                 if first:
@@ -250,39 +283,39 @@ class MqttLink:
                 else:
                     log.warning("reconnecting to %s:%s", self.broker.host, self.broker.port)
                     self._client.reconnect()
-                    self.reconnects += 1
-                self.connects += 1
+                    self._reconnects += 1
                 first = False
-                delay = self.config.backoff_min_s
-                while not self._stop.is_set():
-                    rc = self._client.loop(timeout=0.02)
-                    # loop() parses one packet; parse the rest of what the last read brought in.
-                    drained = 0
-                    while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._client.buffered and drained < 4096:
-                        rc = self._client.loop_read()
-                        drained += 1
-                    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        raise ConnectionError(mqtt.error_string(rc))
-                    self._send_acks()
-                    now = time.monotonic()
-                    if self._connected.is_set() and now >= next_probe:
-                        self._client.publish(self._probe_topic, b"probe", qos=0)
-                        next_probe = now + self.config.probe_interval_s
-                    if self._connected.is_set() and now - self._last_probe_echo > self.config.stall_after_s:
-                        self.stalled = True
-                        log.error("subscription stalled: no probe echo for %.0f s while connected; reconnecting",
-                                  now - self._last_probe_echo)
-                        self._client.disconnect()
-                        raise ConnectionError("stalled subscription")
+                backoff.reset()
+                self._serve()
                 self._close()
             except (OSError, ConnectionError, mqtt.WebsocketConnectionError) as exc:
                 self._connected.clear()
                 if self._stop.is_set():
                     break
-                # Full jitter: many collectors restarting together must not reconnect in lockstep.
-                sleep = random.uniform(0, delay)
-                log.warning("broker connection lost (%s); retrying in %.1f s", exc, sleep)
-                self._stop.wait(sleep)
-                delay = min(self.config.backoff_max_s, delay * 2)
-                if first:
-                    continue
+                wait = backoff.next()
+                log.warning("broker connection lost (%s); retrying in %.1f s", exc, wait)
+                self._stop.wait(wait)
+
+    def _serve(self) -> None:
+        """Run the connected loop until stopped; raises ``ConnectionError`` on a lost or stalled connection."""
+        next_probe = 0.0
+        while not self._stop.is_set():
+            rc = self._client.loop(timeout=0.02)
+            # loop() parses one packet; parse the rest of what the last read brought in.
+            drained = 0
+            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._client.buffered and drained < 4096:
+                rc = self._client.loop_read()
+                drained += 1
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise ConnectionError(mqtt.error_string(rc))
+            self._send_acks()
+            now = time.monotonic()
+            if self._connected.is_set() and now >= next_probe:
+                self._client.publish(self._probe_topic, b"probe", qos=0)
+                next_probe = now + self.config.probe_interval_s
+            if self._connected.is_set() and now - self._last_probe_echo > self.config.stall_after_s:
+                self._stalled = True
+                log.error("subscription stalled: no probe echo for %.0f s while connected; reconnecting",
+                          now - self._last_probe_echo)
+                self._client.disconnect()
+                raise ConnectionError("stalled subscription")

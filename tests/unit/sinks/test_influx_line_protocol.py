@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gulou.ingest.influx import InfluxSink
+from gulou.sinks.influx import InfluxSink
 from gulou.tsdb.line_protocol import encode_line, format_field, line_protocol
 from gulou.tsdb.records import Batch, Point, StatusEvent
 from gulou.tsdb.writer import SinkError, SinkRejected

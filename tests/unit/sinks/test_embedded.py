@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from gulou.devices.registry import Registry
-from gulou.ingest.store import HOUR_MS, SCHEMA_VERSION, CountRow, EmbeddedStore
+from gulou.sinks.embedded import SCHEMA_VERSION, CountRow, EmbeddedStore
+from gulou.sinks.embedded_queries import HOUR_MS
 from gulou.tsdb.records import Batch, DeadLetter, Point, StatusEvent
 
 H0 = 1_790_002_800_000  # an hour boundary (2026-09-21T15:00:00Z)
@@ -231,7 +232,7 @@ def test_write_survives_sigkill_right_after_returning(tmp_path: Path) -> None:
         import sys, time
         from pathlib import Path
         from gulou.tsdb.records import Batch, Point
-        from gulou.ingest.store import CountRow, EmbeddedStore
+        from gulou.sinks.embedded import CountRow, EmbeddedStore
         store = EmbeddedStore(Path({str(path)!r}))
         points = [Point(f"AQ-{{i}}", "air", "air_station", "鼓东街道", "s", {H0} + i, {{"pm25": float(i)}})
                   for i in range(500)]

@@ -40,14 +40,17 @@ class InfluxSink(Sink):
         self._api: Any = self._client.write_api(write_options=SYNCHRONOUS)
 
     @classmethod
-    def from_settings(cls, settings: Settings, timeout_s: float = 10) -> InfluxSink:
-        """Build from ``GULOU_INFLUX_URL/ORG/BUCKET/TOKEN`` (token also from ``GULOU_INFLUX_TOKEN_FILE``)."""
-        if not settings.influx.url:
-            raise ValueError("no InfluxDB URL: set GULOU_INFLUX_URL (or --influx-url)")
-        if not settings.influx.bucket:
-            raise ValueError("no InfluxDB bucket: set GULOU_INFLUX_BUCKET (InfluxDB 1.8: database/retention)")
-        return cls(settings.influx.url, settings.influx.org, settings.influx.bucket, settings.influx.secret(),
-                   timeout_s=timeout_s)
+    def from_settings(cls, settings: Settings) -> InfluxSink | None:
+        """From ``settings.influx`` (``GULOU_INFLUX__URL`` or ``GULOU_INFLUX_URL``...); None when no URL is set."""
+        section = settings.influx
+        if not section.url:
+            return None
+        required = (("GULOU_INFLUX_ORG", section.org), ("GULOU_INFLUX_BUCKET", section.bucket))
+        missing = [name for name, value in required if not value]
+        if missing:
+            raise ValueError(f"GULOU_INFLUX_URL is set but {', '.join(missing)} is not"
+                             " (InfluxDB 1.8: any org, bucket database/retention)")
+        return cls(section.url, section.org, section.bucket or "", section.secret(), timeout_s=section.timeout_s)
 
     def write(self, batch: Batch) -> None:
         """Write a batch of readings and status events; returns once the server accepted it."""

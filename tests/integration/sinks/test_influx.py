@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gulou.ingest.influx import InfluxSink
 from gulou.ingest.spool import DurableWriter, Spool
 from gulou.settings import Settings
+from gulou.sinks.influx import InfluxSink
 from gulou.tsdb.line_protocol import encode_line
 from gulou.tsdb.records import Batch, Point, StatusEvent
 from gulou.tsdb.writer import SinkError
@@ -140,5 +140,7 @@ def test_from_settings_reads_token_file(victoria_metrics: VictoriaMetrics, tmp_p
     finally:
         s.close()
     assert samples(victoria_metrics, "water_ph") == {"WQ-5": [(T0, 6.5)]}
-    with pytest.raises(ValueError, match="GULOU_INFLUX_URL"):
-        InfluxSink.from_settings(Settings(influx_url=None))
+    # Not configured: no sink (the embedded store keeps the readings); half configured: a clear error.
+    assert InfluxSink.from_settings(Settings(influx_url=None)) is None
+    with pytest.raises(ValueError, match="GULOU_INFLUX_URL is set but GULOU_INFLUX_BUCKET is not"):
+        InfluxSink.from_settings(Settings(influx_url=victoria_metrics.url, influx_org="gulou", influx_bucket=None))

@@ -1,0 +1,174 @@
+"""``gulou ingest``: build a collector from settings and run it (or N of them as processes) until signalled."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+
+from gulou.devices.registry import Registry, load_registry
+from gulou.ingest.collector import Collector, CollectorConfig, OnStored, Totals
+from gulou.ingest.spool import DurableWriter, Spool
+from gulou.settings import BrokerAddress, Settings
+from gulou.sinks.embedded import EmbeddedStore
+from gulou.sinks.registry import open_readings_sink
+from gulou.sources.base import SourceOptions
+from gulou.sources.registry import DEFAULT_SOURCE, open_source
+
+log = logging.getLogger(__name__)
+CONNECT_WAIT_S = 15.0
+
+
+class IngestUsageError(ValueError):
+    """The command asks for something the collector cannot do (no broker, workers without sharing)."""
+
+
+class IngestError(RuntimeError):
+    """The collector could not start, or stopped on an infrastructure failure."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Per-process choices the CLI (or the pipeline) makes on top of Settings."""
+
+    client_id: str
+    share_group: str | None
+    mqtt5: bool = True
+    batch_size: int = 1000
+    receive_maximum: int = 2000
+    source: str = DEFAULT_SOURCE
+
+    def source_options(self) -> SourceOptions:
+        """What the source is built with."""
+        return SourceOptions(client_id=self.client_id, share_group=self.share_group,
+                             max_in_flight=self.receive_maximum, protocol=None if self.mqtt5 else "3.1.1")
+
+
+def default_client_id(base: str) -> str:
+    """A stable client id per host, so a restarted collector resumes its persistent session."""
+    return f"{base}-{socket.gethostname()}"[:64]
+
+
+def open_writer(settings: Settings, client_id: str) -> DurableWriter | None:
+    """The configured readings sink behind a disk spool, or None when readings go to the embedded store."""
+    sink = open_readings_sink(settings)
+    if sink is None:
+        return None
+    spool_dir = settings.spool.dir or Path(settings.store).parent / f"spool-{client_id}"
+    spool = Spool(Path(spool_dir), settings.spool.max_bytes)
+    log.info("%s sink, spool %s (%s bytes max, %s batches pending)", sink.name, spool_dir,
+             settings.spool.max_bytes, spool.depth)
+    return DurableWriter(sink, spool)
+
+
+def build_collector(
+    settings: Settings,
+    registry: Registry,
+    broker: BrokerAddress | None,
+    options: IngestOptions,
+    on_stored: OnStored | None = None,
+) -> Collector:
+    """A ready-to-start collector wired to the configured source, store and sink.
+
+    ``broker``, when given (the embedded broker), replaces the configured MQTT broker. Raises ``ValueError``
+    when the source or a sink is not configured or half-configured.
+    """
+    if broker is not None:
+        url = f"{'mqtts' if broker.tls else 'mqtt'}://{broker.host}:{broker.port}"
+        settings = settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"url": url})})
+    source = open_source(settings, options.source_options(), options.source)
+    writer = open_writer(settings, options.client_id)
+    store = EmbeddedStore.from_settings(settings)
+    config = CollectorConfig(batch_size=options.batch_size, max_future=timedelta(seconds=settings.max_future_s))
+    log.info("collector %s (pid %s): store %s", options.client_id, os.getpid(), settings.store)
+    return Collector(source, registry, store, writer=writer, config=config, on_stored=on_stored)
+
+
+def run_ingest(settings: Settings, options: IngestOptions, workers: int = 1,
+               setup_logging: Callable[[str], None] | None = None) -> None:
+    """Run the collector (or ``workers`` collector processes) until SIGTERM/SIGINT.
+
+    Raises ``IngestUsageError`` for an impossible request and ``IngestError`` when a collector fails;
+    ``setup_logging`` (importable by name) configures logging in each worker process.
+    """
+    if settings.broker_address() is None:
+        raise IngestUsageError("no broker: give --broker mqtt://HOST:PORT (or GULOU_BROKER); "
+                               "`gulou run` starts an embedded broker instead")
+    if workers > 1:
+        if options.share_group is None:
+            raise IngestUsageError("--workers needs a shared subscription (drop --no-share)")
+        run_workers(settings, options, workers, setup_logging)
+        return
+    run_collector(settings, options)
+
+
+def run_collector(settings: Settings, options: IngestOptions) -> Totals:
+    """One collector in this process until SIGTERM/SIGINT; graceful stop stores and acks what was received."""
+    registry = load_registry(settings.registry)
+    try:
+        collector = build_collector(settings, registry, None, options)
+    except ValueError as exc:
+        raise IngestError(str(exc)) from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    collector.start()
+    if not collector.source.wait_connected(CONNECT_WAIT_S):
+        log.warning("not connected to %s yet; still retrying", settings.mqtt.url)
+    while not stop.wait(1.0):
+        if not collector.alive:
+            collector.source.stop()
+            raise IngestError(f"collector failed: {collector.fatal}")
+    log.info("stopping: storing and acknowledging what was received")
+    collector.stop()
+    t = collector.totals
+    log.info("stopped: received %s, stored %s, spooled %s, rejected %s", t.received, t.stored, t.spooled,
+             t.rejected)
+    return t
+
+
+def run_workers(settings: Settings, options: IngestOptions, workers: int,
+                setup_logging: Callable[[str], None] | None = None) -> None:
+    """Run N collector processes (client ids ``<id>-0`` … ``<id>-N-1``) and forward signals to them."""
+    # Spawned, not forked: each child starts with fresh threads and connections, from settings already
+    # parsed here, so no command line has to be rebuilt for it.
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_worker, name=f"collector-{n}",
+                             args=(settings, replace(options, client_id=f"{options.client_id}-{n}"), setup_logging))
+             for n in range(workers)]
+    for p in procs:
+        p.start()
+    log.info("started %s collector processes", workers)
+
+    def forward(sig: int, _frame: FrameType | None) -> None:
+        for p in procs:
+            if p.pid is not None and p.exitcode is None:
+                os.kill(p.pid, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+    codes = [p.exitcode for p in procs]
+    if any(codes):
+        raise IngestError(f"collector processes exited with {codes}")
+
+
+def _worker(settings: Settings, options: IngestOptions, setup_logging: Callable[[str], None] | None) -> None:
+    """Entry point of one worker process."""
+    if setup_logging is not None:
+        setup_logging(settings.log_level)
+    try:
+        run_collector(settings, options)
+    except Exception as exc:
+        log.error("collector %s: %s", options.client_id, exc)
+        sys.exit(1)

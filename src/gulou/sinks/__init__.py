@@ -1,0 +1,1 @@
+"""Where readings are stored: one module per store, listed in ``gulou.sinks.registry``."""

@@ -36,14 +36,14 @@ def webhook() -> Iterator[Webhook]:
 
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-CALM = {
+CALM: dict[str, dict[str, float]] = {
     "bin-001-rec": {"fill_level": 0.3, "temperature": 22.0},
     "wq-baima-01": {"ph": 7.2, "do": 6.5, "codmn": 3.5, "nh3n": 0.4, "tp": 0.08, "transparency": 60.0, "orp": 180.0},
     "pk-001": {"total_spots": 200, "occupied_spots": 100},
     "st-001-ne": {"vibration": 0.5},
 }
 # (device, minutes after BASE, values): each incident starts and ends.
-SEQUENCE = [
+SEQUENCE: list[tuple[str, int, dict[str, float]]] = [
     ("bin-001-rec", 0, {"temperature": 70.0}),
     ("wq-baima-01", 0, {"do": 1.5}),
     ("wq-baima-01", 5, {"do": 1.5}),
@@ -66,7 +66,7 @@ EXPECTED = {("waste-bin-fire-temperature", "bin-001-rec"), ("water-do-below-2", 
 
 
 async def _scenario(url: str, registry: Registry, hook: Webhook, store_path: Path) -> dict[str, Any]:
-    settings = Settings(broker=url, webhook_url=hook.url, webhook_secret=SECRET, store=store_path)  # type: ignore[arg-type]
+    settings = Settings(broker=url, webhook_url=hook.url, webhook_secret=SECRET, store=store_path)
     broker = parse_broker_url(url)
     store = AlertStore(store_path)
     service = RulesService(settings, registry, load_rules(), store=store, broker=broker, clock="event",
@@ -80,7 +80,7 @@ async def _scenario(url: str, registry: Registry, hook: Webhook, store_path: Pat
             ready.set()
             async for message in client.messages:
                 assert message.topic.matches("gulou/alerts/+/+")
-                seen_mqtt.append({"topic": message.topic.value, **json.loads(bytes(message.payload))})  # type: ignore[arg-type]
+                seen_mqtt.append({"topic": message.topic.value, **json.loads(bytes(message.payload))})
 
     async with asyncio.TaskGroup() as tg:
         ready = asyncio.Event()

@@ -56,10 +56,10 @@ def _expectations(scenario: Scenario, registry: Registry) -> tuple[list[Expect],
     """Expected windows computed from the scenario's ``at``/``duration`` and the rules' hold conditions."""
     targets: dict[int, list[str]] = {}
     plan = schedule(scenario, registry)
-    for i, inc in enumerate(scenario.incidents):
+    for i, incident in enumerate(scenario.incidents):
         targets[i] = sorted(d for d, items in plan.items()
-                            if any(s.kind == inc.kind and s.start_s == inc.at for s in items))
-    kinds = {inc.kind: i for i, inc in enumerate(scenario.incidents)}
+                            if any(s.kind == incident.kind and s.start_s == incident.at for s in items))
+    kinds: dict[str, int] = {incident.kind: i for i, incident in enumerate(scenario.incidents)}
 
     def interval(i: int) -> float:
         return max(registry.devices[d].interval_s for d in targets[i])
@@ -122,7 +122,7 @@ def _subset(registry: Registry, ids: set[str]) -> Registry:
 
 async def _run(url: str, registry: Registry, hook: Webhook, store: Path, start: datetime,
                sim_s: float) -> dict[str, Any]:
-    settings = Settings(broker=url, webhook_url=hook.url, webhook_secret=SECRET, store=store,  # type: ignore[arg-type]
+    settings = Settings(broker=url, webhook_url=hook.url, webhook_secret=SECRET, store=store,
                         client_id="gulou-test-scenario")
     broker = parse_broker_url(url)
     stop = asyncio.Event()
@@ -134,7 +134,7 @@ async def _run(url: str, registry: Registry, hook: Webhook, store: Path, start: 
             await client.subscribe("gulou/alerts/#", qos=1)
             ready.set()
             async for message in client.messages:
-                mqtt.append({"topic": message.topic.value, **json.loads(bytes(message.payload))})  # type: ignore[arg-type]
+                mqtt.append({"topic": message.topic.value, **json.loads(bytes(message.payload))})
 
     async def play(p: Pipeline) -> None:
         assert p.rules is not None

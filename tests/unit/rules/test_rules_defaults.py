@@ -49,8 +49,8 @@ SEQUENCES: dict[str, tuple[str, list[tuple[float, dict[str, Any]]]]] = {
     "waste-bin-fire-rise": (BIN, [(0, {"temperature": 22.0}), (5, {"temperature": 35.0})]),
     "waste-bin-odour-nh3": (BIN, [(0, {"nh3": 2.0})]),
     "waste-bin-odour-h2s": (BIN, [(0, {"h2s": 0.1})]),
-    "waste-sorting-rate-daily": (POINT, [(h * 60, {"inspected": 40, "correct": 30}) for h in range(12)]
-                                 + [(24 * 60, {"inspected": 40, "correct": 40})]),
+    "waste-sorting-rate-daily": (POINT, [*((h * 60, {"inspected": 40, "correct": 30}) for h in range(12)),
+                                         (24 * 60, {"inspected": 40, "correct": 40})]),
     "parking-tight": (LOT, [(0, {"occupied_spots": 185})]),
     "parking-full": (LOT, [(0, {"occupied_spots": 198})]),
     "structure-tilt-yellow": (HOUSE, [(0, {"tilt_x": tilt_deg(0.022), "tilt_y": 0.0})]),

@@ -18,6 +18,7 @@ from typing import Literal
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from gulou.backoff import Backoff
 from gulou.devices.base import DOMAINS
 from gulou.devices.registry import Registry
 from gulou.settings import BrokerAddress
@@ -147,22 +148,22 @@ class _Lane:
 
     async def run(self) -> None:
         """Connect, publish until the end sentinel, and reconnect with jittered backoff on a drop."""
-        backoff = 0.5
+        backoff = Backoff(0.5, 30.0)  # jittered: pooled lanes do not reconnect in step
         while True:
             try:
                 async with self.make_client(self.client_id) as client:
                     self.connected_once = True
                     self.connected.set()
                     self.broken = False
-                    backoff = 0.5
+                    backoff.reset()
                     await self._drain(client)
                     return
             except aiomqtt.MqttError as exc:
                 if not self.connected_once:
                     raise SimulationError(f"cannot connect to the broker: {exc}") from exc
-                log.warning("connection %s lost (%s); reconnecting in about %.1f s", self.client_id, exc, backoff)
-            await asyncio.sleep(backoff * (0.5 + random.random()))  # jitter: pooled lanes do not reconnect in step
-            backoff = min(backoff * 2, 30.0)
+                log.warning("connection %s lost (%s); reconnecting in about %.1f s", self.client_id, exc,
+                            backoff.delay)
+            await backoff.sleep()
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         while True:

@@ -45,4 +45,7 @@ class ApiSettings(_Section):
 
     listen: str = "127.0.0.1:8088"
     tokens_file: Path | None = None
+    # Base URL people reach the API at (links in robot messages and in Grafana).
     public_url: str | None = None
+    # Let GET requests through without a token (a trusted network, for Grafana's links).
+    open_reads: bool = False

@@ -246,7 +246,10 @@ def _load(model: type[_Model], path: Path | None, name: str) -> Any:
         text, where = path.read_text(encoding="utf-8"), str(path)
     try:
         return model.model_validate(yaml.safe_load(text) or {})
-    except (ValidationError, yaml.YAMLError) as exc:
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise PolicyError(f"{where}: {problems}") from None
+    except yaml.YAMLError as exc:
         raise PolicyError(f"{where}: {exc}") from None
 
 

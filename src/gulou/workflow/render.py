@@ -16,7 +16,8 @@ from gulou.workflow.policy import Person
 
 SEVERITY_ZH = {"informational": "提示", "low": "低", "medium": "中", "high": "高", "critical": "严重"}
 EVENT_ZH = {"firing": "告警", "renotify": "持续告警", "resolved": "已恢复", "escalated": "升级"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+# Only what can start markup in the middle of a line: our own text puts every name after a fixed prefix.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 # Angle brackets would open WeCom's <font> tags and '@' could read as a mention: use full-width forms.
 _FULL_WIDTH = str.maketrans({"<": "＜", ">": "＞", "@": "＠", "\r": " ", "\n": " "})
 

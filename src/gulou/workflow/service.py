@@ -192,13 +192,6 @@ class WorkflowService:
             taken += 1
         return taken
 
-    def work_order_progress(self, order_id: str, status: str, note: str | None, photo_url: str | None) -> AlertRecord:
-        """A callback from the dispatch system; ``done`` closes the alert."""
-        now = self.wall()
-        order = self.store.work_orders.get(order_id)
-        self.store.work_orders.progress(order_id, status, note, photo_url, now)
-        return self.store.act(order.alert, lambda a: transitions.work_order_change(a, order_id, status, note, now))
-
     # -- loop ----------------------------------------------------------------------------------------------
     def next_wake(self) -> float:
         """Seconds until something may be due (bounded by ``flush_s``)."""

@@ -15,7 +15,7 @@ from gulou.timeutil import beijing
 from gulou.workflow import db
 from gulou.workflow.model import UNHANDLED, AlertRecord, Conflict, HistoryEntry, NotFound
 from gulou.workflow.queues import Outbox, Silences, WorkOrders
-from gulou.workflow.transitions import Change, engine_change, engine_values
+from gulou.workflow.transitions import Change, engine_change, engine_values, work_order_change
 
 log = logging.getLogger(__name__)
 A = db.alerts
@@ -182,3 +182,10 @@ class WorkflowStore:
         """Add a history line without changing the alert (notifications sent, suppressed by a silence)."""
         with self.engine.begin() as conn:
             db.write_history(conn, alert=alert, at=at, actor=actor, action=action, note=note, detail=detail)
+
+    def work_order_progress(self, order_id: str, status: str, note: str | None, photo_url: str | None,
+                            now: datetime) -> AlertRecord:
+        """A progress report from the dispatch system; ``done`` closes the alert."""
+        order = self.work_orders.get(order_id)
+        self.work_orders.progress(order_id, status, note, photo_url, now)
+        return self.act(order.alert, lambda a: work_order_change(a, order_id, status, note, now, photo_url))

@@ -114,11 +114,12 @@ def engine_change(payload: dict[str, Any], now: datetime) -> Change:
 
 
 def work_order_change(alert: AlertRecord, work_order_id: str, status: str, note: str | None,
-                      now: datetime) -> Change:
+                      now: datetime, photo_url: str | None = None) -> Change:
     """A work-order progress report; ``done`` closes the alert (the report's note is the reason)."""
     actor = f"workorder:{work_order_id}"
     values: dict[str, Any] = {"work_order_status": status, "updated_at": now, "updated_by": actor}
     if status == "done" and alert.status != "closed":
         values.update(status="closed", closed_by=actor, closed_at=now,
                       close_note=note or "work order done")
-    return Change(values, f"work_order_{status}", actor, note, {"work_order_id": work_order_id})
+    return Change(values, f"work_order_{status}", actor, note, {"work_order_id": work_order_id,
+                                                              "photo_url": photo_url})

@@ -1,0 +1,60 @@
+"""Building the API from the settings and serving it with uvicorn (``gulou serve``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from gulou.api.app import create_app
+from gulou.api.auth import Operators
+from gulou.settings import Settings
+from gulou.workflow.config import ApiSettings, WorkflowSettings
+from gulou.workflow.store import WorkflowStore
+
+log = logging.getLogger(__name__)
+
+
+class ServeError(ValueError):
+    """The API cannot start with this configuration."""
+
+
+def workflow_settings(settings: Settings) -> WorkflowSettings:
+    """The workflow section (defaults when the settings have none)."""
+    section: Any = getattr(settings, "workflow", None)
+    return section if isinstance(section, WorkflowSettings) else WorkflowSettings()
+
+
+def api_settings(settings: Settings) -> ApiSettings:
+    """The API section (defaults when the settings have none)."""
+    section: Any = getattr(settings, "api", None)
+    return section if isinstance(section, ApiSettings) else ApiSettings()
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8088`` for IPv6) into host and port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ServeError(f"--listen {text!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def build_app(settings: Settings, store: WorkflowStore | None = None) -> FastAPI:
+    """The API over the configured workflow database, with the operators of the configured tokens file."""
+    wf, api = workflow_settings(settings), api_settings(settings)
+    if api.tokens_file is None:
+        raise ServeError("no operators: set GULOU_API__TOKENS_FILE to a YAML file of operators and tokens")
+    operators = Operators.load(api.tokens_file)
+    store = store or WorkflowStore(wf.url(settings.store))
+    return create_app(store, operators, dispatch_secret=wf.dispatch_key(),
+                      signature_max_age_s=wf.signature_max_age_s, open_reads=api.open_reads)
+
+
+def serve(settings: Settings, listen: str) -> None:
+    """Run the API until interrupted."""
+    host, port = parse_listen(listen)
+    app = build_app(settings)
+    log.info("alert API on http://%s:%d (OpenAPI at /docs)", host, port)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)

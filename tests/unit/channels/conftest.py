@@ -1,4 +1,4 @@
-"""A firing notification from the real engine, for the channel tests."""
+"""A firing notification for the channel tests."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ import pytest
 
 from gulou.devices.registry import Registry
 from gulou.rules.alerts import AlertTransition
-from gulou.rules.engine import Engine
-from tests.unit.rules.test_rules_engine import at, reading, rule
+from tests.unit.channels.helpers import firing
 
 
 @pytest.fixture
 def fired(registry: Registry) -> AlertTransition:
-    """A firing notification: bin fire temperature 75 °C against a limit of 60 °C."""
-    r = rule("kind: threshold\ndomain: waste\nmetric: temperature\nop: '>='\nlimit: 60",
-             message="{site_name}疑似起火 {value:.0f}°C")
-    bin_ = registry.get("bin-001-rec")
-    assert bin_ is not None
-    return Engine([r], registry).process(reading(bin_, at(0), temperature=75.0))[0]
+    """A firing notification from the real engine."""
+    return firing(registry)

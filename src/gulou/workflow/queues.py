@@ -101,13 +101,14 @@ def _check_window(starts_at: datetime, ends_at: datetime, reason: str) -> None:
 class Outbox(_Table):
     """Notifications waiting for their channel (durable), and the messages that carried them."""
 
-    def enqueue(self, channel: str, alert: int, event: str, severity: str, rule_id: str, payload: dict[str, Any],
-                now: datetime) -> int:
-        """Keep one notification until its channel sends it."""
+    def enqueue(self, channels: Sequence[str], alert: int, event: str, severity: str, rule_id: str,
+                payload: dict[str, Any], now: datetime) -> None:
+        """Keep one notification for each channel until that channel sends it (one transaction)."""
+        if not channels:
+            return
         with self.engine.begin() as conn:
-            return db.new_id(conn.execute(Q.insert().values(
-                channel=channel, alert=alert, event=event, severity=severity, rule_id=rule_id, created_at=now,
-                payload=payload, attempts=0)))
+            conn.execute(Q.insert(), [dict(channel=c, alert=alert, event=event, severity=severity, rule_id=rule_id,
+                                           created_at=now, payload=payload, attempts=0) for c in channels])
 
     def waiting(self, channel: str, limit: int = 2000) -> list[QueuedItem]:
         """Unsent notifications of a channel, oldest first."""
@@ -129,12 +130,17 @@ class Outbox(_Table):
         with self.reader.connect() as conn:
             return {str(c): int(n) for c, n in conn.execute(query)}
 
-    def sent(self, channel: str, item_ids: Sequence[int], kind: str, title: str, now: datetime) -> int:
-        """Record one message that carried these items; returns the message number."""
+    def sent(self, channel: str, items: Sequence[QueuedItem], kind: str, title: str, now: datetime) -> int:
+        """Record one message that carried these items, and a ``notified`` line in each alert's history."""
+        ids = [i.id for i in items]
         with self.engine.begin() as conn:
             message_id = db.new_id(conn.execute(M.insert().values(
-                channel=channel, sent_at=now, kind=kind, items=len(item_ids), title=title[:500])))
-            conn.execute(Q.update().where(Q.c.id.in_(list(item_ids))).values(message=message_id, sent_at=now))
+                channel=channel, sent_at=now, kind=kind, items=len(ids), title=title[:500])))
+            conn.execute(Q.update().where(Q.c.id.in_(ids)).values(message=message_id, sent_at=now))
+            detail = {"channel": channel, "message": message_id, "kind": kind}
+            conn.execute(db.history.insert(), [dict(alert=a, silence=None, at=now, actor="system", action="notified",
+                                                    note=None, detail=detail)
+                                               for a in dict.fromkeys(i.alert for i in items)])
         return message_id
 
     def deferred(self, item_ids: Sequence[int], next_attempt_at: datetime) -> None:

@@ -75,10 +75,9 @@ class WorkflowService:
             return alert
         decision = self.policy.routing.route(alert)
         body = {**payload, "mention": decision.mention}
-        for channel in decision.channels:
-            if channel in self.senders:
-                self.store.outbox.enqueue(channel, alert.id, event, alert.severity, alert.rule_id, body, now)
-                self.stats["queued"] += 1
+        channels = [c for c in decision.channels if c in self.senders]
+        self.store.outbox.enqueue(channels, alert.id, event, alert.severity, alert.rule_id, body, now)
+        self.stats["queued"] += len(channels)
         if decision.dispatch and created and event == "firing" and self.dispatcher is not None:
             self.store.work_orders.create(alert.id, now)
             self.stats["work_orders"] += 1
@@ -108,10 +107,8 @@ class WorkflowService:
             body = {**alert.model_dump(mode="json"), "event": "escalated", "level": number,
                     "roster_level": level.roster_level, "notify": notified,
                     "waited_min": round((now - alert.first_seen).total_seconds() / 60)}
-            for channel in level.channels:
-                if channel in self.senders:
-                    self.store.outbox.enqueue(channel, alert.id, "escalated", alert.severity, alert.rule_id, body,
-                                              wall)
+            self.store.outbox.enqueue([c for c in level.channels if c in self.senders], alert.id, "escalated",
+                                      alert.severity, alert.rule_id, body, wall)
         self.stats["escalated"] += count
         if count:
             self._wake.set()
@@ -166,11 +163,7 @@ class WorkflowService:
         return plan(items, sent, now, self.policy.routing.limit(channel))
 
     def _record_sent(self, channel: str, batch: Batch, message: RobotMessage) -> None:
-        ids = [i.id for i in batch.items]
-        message_id = self.store.outbox.sent(channel, ids, batch.kind, message.title, self.wall())
-        for alert in dict.fromkeys(i.alert for i in batch.items):
-            self.store.note(alert, self.wall(), "notified", {"channel": channel, "message": message_id,
-                                                             "kind": batch.kind})
+        self.store.outbox.sent(channel, batch.items, batch.kind, message.title, self.wall())
 
     async def dispatch_due(self) -> int:
         """Deliver pending work orders; returns how many the dispatch system took."""

@@ -16,7 +16,7 @@ Water (hourly), sorting points and building monitors (hourly) are described wher
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,8 @@ def city_points(reg: Registry) -> Iterator[Point]:
                 if device.type == "water_station":
                     values = dict(water_values(device.id, day))
                 elif device.type == "sorting_point":
-                    values = {"inspected": 10, "correct": 9} if device.id == "sp-1" else {"inspected": 20, "correct": 20}
+                    counts = (10, 9) if device.id == "sp-1" else (20, 20)
+                    values = {"inspected": counts[0], "correct": counts[1]}
                 elif device.type == "structure_monitor":
                     first = device.id == "sm-1"
                     elapsed = (day - 1) + hour / 24

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import openpyxl
-from openpyxl.worksheet.worksheet import Worksheet
 import pytest
+from openpyxl.worksheet.worksheet import Worksheet
 from PIL import Image
 
 from gulou.devices.registry import Registry

@@ -149,10 +149,41 @@ def decode_text(raw: bytes) -> tuple[str, Literal["utf-8", "gb18030"]]:
 
 def _next_separator(text: str, start: int, limit: int) -> int:
     """Index of the first ';' or ',' in text[start:limit], or ``limit``."""
-    for i in range(start, limit):
-        if text[i] in ";,":
-            return i
-    return limit
+    semi = text.find(";", start, limit)
+    comma = text.find(",", start, limit)
+    if semi < 0:
+        return limit if comma < 0 else comma
+    return semi if comma < 0 or semi < comma else comma
+
+
+def _pairs(text: str) -> list[tuple[str, str]] | SegmentError:
+    """The data area's ``key=value`` pairs in order; empty items (a trailing ';', doubled separators) skipped."""
+    pairs: list[tuple[str, str]] = []
+    if "//" not in text:
+        for group in text.split(";"):
+            for piece in group.split(","):
+                key, sep, value = piece.partition("=")
+                if sep:
+                    pairs.append((key.strip(), value.strip()))
+                elif piece.strip():
+                    return SegmentError("bad_cp", f"data item {piece.strip()[:40]!r} is not key=value")
+        return pairs
+    # Log text between '//' marks may hold ';' and ',': walk the text instead of splitting it.
+    pos, size = 0, len(text)
+    while pos < size:
+        if text[pos] in _SEPARATORS:
+            pos += 1
+            continue
+        eq = text.find("=", pos)
+        cut = _next_separator(text, pos, eq if eq >= 0 else size)
+        if eq < 0 or cut < eq:
+            return SegmentError("bad_cp", f"data item {text[pos:cut][:40]!r} is not key=value")
+        start = eq + 1
+        close = text.find("//", start + 2) if text.startswith("//", start) else -1
+        end = close + 2 if close >= 0 else _next_separator(text, start, size)
+        pairs.append((text[pos:eq].strip(), text[start:end].strip()))
+        pos = end
+    return pairs
 
 
 def parse_cp(text: str) -> DataArea | SegmentError:
@@ -161,28 +192,22 @@ def parse_cp(text: str) -> DataArea | SegmentError:
     Log text (``i11001-Info=//...//``) is taken whole between its ``//`` marks, since it may hold either
     separator.
     """
+    pairs = _pairs(text)
+    if isinstance(pairs, SegmentError):
+        return pairs
     fields: dict[str, str] = {}
     items: dict[str, dict[str, str]] = {}
-    pos, size = 0, len(text)
-    while pos < size:
-        if text[pos] in _SEPARATORS:
-            pos += 1  # a trailing ';', doubled separators and spaces occur and mean nothing
-            continue
-        eq = text.find("=", pos)
-        cut = _next_separator(text, pos, eq if eq >= 0 else size)
-        if eq < 0 or cut < eq:
-            return SegmentError("bad_cp", f"data item {text[pos:cut][:40]!r} is not key=value")
-        key = text[pos:eq].strip()
-        start = eq + 1
-        close = text.find("//", start + 2) if text.startswith("//", start) else -1
-        end = close + 2 if close >= 0 else _next_separator(text, start, size)
-        value, pos = text[start:end].strip(), end
+    for key, value in pairs:
         code, dash, suffix = key.partition("-")
-        target = items.setdefault(code, {}) if dash else fields
-        name = suffix if dash else key
+        if dash:
+            target = items.get(code)
+            if target is None:
+                target = items[code] = {}
+            name = suffix
+        else:
+            target, name = fields, key
         if not name or not code:
             return SegmentError("bad_cp", f"data item {key[:40]!r}={value[:20]!r} has an empty key")
-        if target.get(name, value) != value:
+        if target.setdefault(name, value) != value:
             return SegmentError("bad_cp", f"{key} is given twice with different values")
-        target[name] = value
     return DataArea(fields, items)

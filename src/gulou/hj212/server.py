@@ -18,6 +18,7 @@ from gulou.hj212.framing import DEFAULT_MAX_SEGMENT, Framer
 from gulou.hj212.gateway import Gateway
 
 log = logging.getLogger(__name__)
+_WRITE_HIGH_WATER = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ class _Connection:
             return
         try:
             self.writer.write(data)
-            await asyncio.wait_for(self.writer.drain(), self.write_timeout_s)
+            # Replies are small: only wait when the peer stopped reading and the buffer grows.
+            if self.writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                async with asyncio.timeout(self.write_timeout_s):
+                    await self.writer.drain()
         except (ConnectionError, OSError, TimeoutError) as exc:
             log.info("hj212 reply to %s not sent: %s", self.peer, exc)
             self.writer.close()
@@ -114,7 +118,9 @@ class Hj212Server:
         try:
             while not self._stopping:
                 try:
-                    data = await asyncio.wait_for(reader.read(self.limits.read_size), self.limits.idle_timeout_s)
+                    # asyncio.timeout, not wait_for: no extra task per read (measurably cheaper per packet).
+                    async with asyncio.timeout(self.limits.idle_timeout_s):
+                        data = await reader.read(self.limits.read_size)
                 except TimeoutError:
                     ending = "idle_closed"
                     break

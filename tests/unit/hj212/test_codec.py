@@ -168,3 +168,22 @@ def test_chinese_text_in_utf8_and_gbk() -> None:
         assert not isinstance(area, SegmentError)
         assert area.items["i11001"]["Info"] == "//清洗管路;更换滤膜//"
         assert area.items["a34004"] == {"Rtd": "1"}
+
+
+def _appendix_a(data: bytes) -> int:
+    """The standard's procedure, step by step, as the reference restates it (§1.2)."""
+    reg = 0xFFFF
+    for byte in data:
+        reg = (reg >> 8) ^ byte
+        for _ in range(8):
+            bit = reg & 1
+            reg >>= 1
+            if bit:
+                reg ^= 0xA001
+    return reg
+
+
+@given(st.binary(max_size=200))
+def test_fast_crc_equals_the_procedure_of_appendix_a(data: bytes) -> None:
+    assert hj212_crc(data) == _appendix_a(data)
+    assert hj212_crc(bytearray(data)) == _appendix_a(data)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from gulou.devices.catalog import CATALOG
 from gulou.devices.registry import dump_registry
+from gulou.devices.types.smart_bin import BIN_CATEGORIES
 
 STREET_CENTRES = {
     "鼓东街道": (26.0885, 119.3050), "鼓西街道": (26.0850, 119.2870), "温泉街道": (26.0920, 119.3135),
@@ -61,7 +63,8 @@ COMMUNITIES = {
     "五凤街道": ["铜盘", "树兜", "五凤", "梅峰", "北大"],
     "洪山镇": ["洪山", "西洪", "祭酒岭", "国货", "杨桥西"],
 }
-BINS = [("可回收物", "rec"), ("有害垃圾", "haz"), ("厨余垃圾", "food"), ("其他垃圾", "oth")]
+# Device-id code of each waste category, in the catalog's category order.
+BINS = list(zip(BIN_CATEGORIES, ("rec", "haz", "food", "oth"), strict=True))
 LOTS = [
     ("东街口地下停车场", "东街街道", "commercial", 820), ("三坊七巷南后街停车场", "南街街道", "scenic", 360),
     ("西湖公园停车场", "鼓西街道", "scenic", 240), ("左海公园停车场", "华大街道", "scenic", 310),
@@ -101,6 +104,11 @@ BUILDINGS = [
 POINTS = [("NE", "东北角"), ("SW", "西南角"), ("C", "中部承重墙")]
 
 
+def kind(type_name: str) -> str:
+    """The site kind a device type is installed at (declared on the type)."""
+    return CATALOG[type_name].site_kind
+
+
 def main() -> None:
     """Build the sites and devices lists and write the YAML file."""
     rng = random.Random(20261126)
@@ -115,7 +123,7 @@ def main() -> None:
         for i, (section, street, target, drinking) in enumerate(sections, 1):
             lat, lon = near(street)
             site_id = f"{slug}-{i:02d}"
-            site: dict[str, object] = {"id": site_id, "kind": "river_section", "name": f"{river}{section}",
+            site: dict[str, object] = {"id": site_id, "kind": kind("water_station"), "name": f"{river}{section}",
                                        "street": street, "lat": lat, "lon": lon, "river": river,
                                        "target_class": target}
             if drinking:
@@ -126,7 +134,7 @@ def main() -> None:
     for i, (place, street) in enumerate(AIR_SITES, 1):
         lat, lon = near(street)
         site_id = f"air-{STREET_SLUG[street]}-{i:02d}"
-        sites.append({"id": site_id, "kind": "air_site", "name": f"{place}空气微站点位", "street": street,
+        sites.append({"id": site_id, "kind": kind("air_station"), "name": f"{place}空气微站点位", "street": street,
                       "lat": lat, "lon": lon})
         devices.append({"id": f"aq-{i:03d}", "type": "air_station", "site": site_id, "name": f"{place}空气质量微站"})
     n = 0
@@ -135,7 +143,7 @@ def main() -> None:
             n += 1
             lat, lon = near(street)
             site_id = f"cp-{STREET_SLUG[street]}-{n:03d}"
-            sites.append({"id": site_id, "kind": "collection_point", "name": f"{community}社区四分类投放点",
+            sites.append({"id": site_id, "kind": kind("smart_bin"), "name": f"{community}社区四分类投放点",
                           "street": street, "lat": lat, "lon": lon})
             for category, code in BINS:
                 devices.append({"id": f"bin-{n:03d}-{code}", "type": "smart_bin", "site": site_id,
@@ -145,13 +153,13 @@ def main() -> None:
     for i, (lot, street, lot_type, capacity) in enumerate(LOTS, 1):
         lat, lon = near(street)
         site_id = f"lot-{STREET_SLUG[street]}-{i:02d}"
-        sites.append({"id": site_id, "kind": "parking_lot", "name": lot, "street": street, "lat": lat, "lon": lon,
+        sites.append({"id": site_id, "kind": kind("parking_lot"), "name": lot, "street": street, "lat": lat, "lon": lon,
                       "lot_type": lot_type, "capacity": capacity})
         devices.append({"id": f"pk-{i:03d}", "type": "parking_lot", "site": site_id, "name": f"{lot}车位计数器"})
     for i, (address, street, storeys, structure, built) in enumerate(BUILDINGS, 1):
         lat, lon = near(street, 0.004)
         site_id = f"bldg-{STREET_SLUG[street]}-{i:02d}"
-        sites.append({"id": site_id, "kind": "building", "name": address, "street": street, "lat": lat,
+        sites.append({"id": site_id, "kind": kind("structure_monitor"), "name": address, "street": street, "lat": lat,
                       "lon": lon, "storeys": storeys, "structure_type": structure, "built": built,
                       "grade": "C" if built < 1960 else "B"})
         for code, where in POINTS[: 2 if storeys <= 3 else 3]:

@@ -14,32 +14,23 @@ from typing import Any
 
 import aiomqtt
 
+from gulou.devices.catalog import CATALOG
 from gulou.devices.contract import Reading, telemetry_topic
 from gulou.devices.registry import Device, Registry
 from gulou.rules.model import AnyRule
 from gulou.settings import Settings, parse_broker_url
 
-# Plausible, calm values per device type; the latency run overrides bin temperature to make alerts.
-CALM: dict[str, dict[str, float | int]] = {
-    "air_station": {"pm25": 30.0, "pm10": 50.0, "so2": 8.0, "no2": 30.0, "o3": 80.0, "co": 0.6,
-                    "temperature": 22.0, "humidity": 60.0},
-    "water_station": {"ph": 7.2, "do": 6.5, "codmn": 3.5, "nh3n": 0.4, "tp": 0.08, "turbidity": 12.0,
-                      "transparency": 60.0, "orp": 180.0, "temperature": 21.0, "conductivity": 420.0},
-    "smart_bin": {"fill_level": 0.4, "weight": 40.0, "temperature": 22.0, "nh3": 0.3, "h2s": 0.01},
-    "sorting_point": {"inspected": 40, "correct": 39},
-    "parking_lot": {"total_spots": 200, "occupied_spots": 120},
-    "structure_monitor": {"tilt_x": 0.2, "tilt_y": 0.1, "crack_width": 0.3, "settlement": -1.0,
-                          "vibration": 0.5},
-}
+# Plausible, calm values per device type (declared on the type); the latency run overrides bin temperature.
+CALM: dict[str, dict[str, float | int | bool]] = {name: dict(t.calm) for name, t in CATALOG.items()}
 
 
 def synthetic_values(device: Device, rng: random.Random) -> dict[str, float | int | bool]:
-    """One calm reading for a device, with a little noise on floats."""
+    """One calm reading for a device, with the type's relative noise on floats."""
+    noise = CATALOG[device.type].calm_noise
     out: dict[str, float | int | bool] = {}
     for name, base in CALM[device.type].items():
-        # Structure gauges drift slowly; noise on them would read as crack growth or settlement rate.
-        calm = isinstance(base, int) or device.type == "structure_monitor"
-        out[name] = base if calm else round(base * (1 + rng.uniform(-0.05, 0.05)), 4)
+        steady = isinstance(base, int) or noise == 0
+        out[name] = base if steady else round(base * (1 + rng.uniform(-noise, noise)), 4)
     return out
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from gulou.cli.common import echo_json, json_option, load_settings, open_registry, registry_option
-from gulou.devices.base import DOMAINS
-from gulou.devices.catalog import CATALOG
+from gulou.devices.catalog import CATALOG, DOMAINS
 from gulou.devices.registry import dump_registry, load_registry
 from gulou.devices.synthetic import synthetic_registry
 
@@ -64,7 +63,8 @@ def check(file: Path, as_json: bool) -> None:
 
 
 @devices.command("generate")
-@click.option("--count", type=click.IntRange(min=6), required=True, help="Number of devices.")
+@click.option("--count", type=click.IntRange(min=len(CATALOG)), required=True,
+              help="Number of devices (at least one per device type).")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Output file (default: registry-<count>.yaml).")
 @click.option("--seed", type=int, default=1, show_default=True)

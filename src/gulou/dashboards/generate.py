@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from typing import Any
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from gulou.dashboards import city, environment, operations, overview
+from gulou.dashboards import city, environment, generic, operations, overview
+from gulou.devices.catalog import domains
 from gulou.devices.registry import Registry
 
 DEFAULT_OUT = Path("dashboards")
@@ -30,6 +32,19 @@ BUILDERS: dict[str, Callable[[Registry], dash.Dashboard]] = {
 }
 
 
+def builders() -> dict[str, Callable[[Registry], dash.Dashboard]]:
+    """BUILDERS plus a plain dashboard (``<domain>.json``) for every domain without a hand-built one."""
+    found = dict(BUILDERS)
+    for domain in domains():
+        if f"{domain}.json" not in found:
+            found[f"{domain}.json"] = functools.partial(_generic, domain)
+    return found
+
+
+def _generic(domain: str, _registry: Registry) -> dash.Dashboard:
+    return generic.build_domain(domain)
+
+
 def to_json_text(data: Any) -> str:
     """Stable JSON text: sorted keys, two-space indent, Chinese kept readable, trailing newline."""
     return json.dumps(data, cls=JSONEncoder, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
@@ -38,7 +53,7 @@ def to_json_text(data: Any) -> str:
 def build_all(registry: Registry) -> dict[str, dict[str, Any]]:
     """Every dashboard as plain JSON data, by file name."""
     result: dict[str, dict[str, Any]] = {}
-    for name, builder in BUILDERS.items():
+    for name, builder in builders().items():
         # A round trip through the encoder turns the SDK models (and enums) into plain JSON values.
         data: dict[str, Any] = json.loads(json.dumps(builder(registry).build(), cls=JSONEncoder))
         _number_panels(data)

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import random
 from abc import ABC
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
 
-DOMAINS: tuple[str, ...] = ("water", "air", "waste", "parking", "structure")
-Domain = Literal["water", "air", "waste", "parking", "structure"]
 MetricKind = Literal["float", "int", "bool"]
+Value = float | int | bool
+
+
+def known_domain(value: str) -> str:
+    """A domain some catalog type belongs to, else ValueError listing them."""
+    from gulou.devices.catalog import domains  # the catalog imports this module
+
+    if value not in domains():
+        raise ValueError(f"unknown domain {value!r}; known: {', '.join(domains())}")
+    return value
+
+
+# The domains are those of the catalog's types (gulou.devices.catalog.domains): a new type may bring its own.
+Domain = Annotated[str, AfterValidator(known_domain)]
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    """``DOMAINS`` for modules that import it from here; it lives in the catalog (which imports this module)."""
+    if name == "DOMAINS":
+        from gulou.devices.catalog import DOMAINS
+
+        return DOMAINS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -56,13 +79,31 @@ class PayloadBase(BaseModel):
 
 
 class DeviceType(ABC):
-    """A kind of device: its domain, metrics and reporting interval. Subclasses only declare data."""
+    """A kind of device and every fact about it other modules need. Subclasses only declare data.
+
+    This class is the one home of per-type facts: the registry, the synthetic registries, the simulators,
+    the benchmarks and the dashboards read them here instead of keeping tables keyed by type name.
+    """
 
     name: ClassVar[str]
-    domain: ClassVar[Domain]
+    domain: ClassVar[str]
     description: ClassVar[str]
     default_interval_s: ClassVar[int]
     metrics: ClassVar[tuple[Metric, ...]]
+    # The kind of registry site the type is installed at, and the site attributes that kind needs.
+    site_kind: ClassVar[str]
+    site_fields: ClassVar[tuple[str, ...]] = ()
+    # Registry device attributes every device of the type needs (a smart bin's waste category).
+    device_fields: ClassVar[tuple[str, ...]] = ()
+    # Battery-powered devices report a battery level with their status.
+    battery: ClassVar[bool] = False
+    # Share of the type in a synthetic load-test registry (roughly that of the shipped deployment).
+    synthetic_share: ClassVar[float]
+    # A plausible quiet reading (no rule fires on it) and the relative noise a benchmark may put on its floats.
+    calm: ClassVar[Mapping[str, Value]]
+    calm_noise: ClassVar[float] = 0.05
+    # The simulator pattern that models the type, as "module:Class" (resolved by gulou.simulators.patterns).
+    simulator: ClassVar[str]
 
     @cached_property
     def payload_model(self) -> type[PayloadBase]:
@@ -89,6 +130,14 @@ class DeviceType(ABC):
             if m.name == name:
                 return m
         raise KeyError(f"{self.name} has no metric {name!r}")
+
+    def synthetic_site(self, rng: random.Random, n: int) -> dict[str, Any]:
+        """Attributes a synthetic site of this type's kind needs beyond id, name, street and position."""
+        return {}
+
+    def synthetic_device(self, rng: random.Random, n: int) -> dict[str, Any]:
+        """Attributes a synthetic device row of this type needs beyond id, type, site and name."""
+        return {}
 
     def describe(self) -> dict[str, Any]:
         """Catalog entry as plain data (for ``gulou devices catalog``)."""

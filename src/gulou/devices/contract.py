@@ -11,8 +11,8 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from gulou.devices.base import DOMAINS, PayloadBase
-from gulou.devices.catalog import CATALOG
+from gulou.devices.base import PayloadBase
+from gulou.devices.catalog import CATALOG, domains
 from gulou.devices.registry import Device, Registry
 
 TOPIC_ROOT = "gulou"
@@ -25,7 +25,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 # one names it, and the detail text lists them all.
 REASONS: dict[str, str] = {
     "bad_topic": "topic is not gulou/<domain>/<device_id>/telemetry|status",
-    "unknown_domain": "domain in the topic is not one of water, air, waste, parking, structure",
+    "unknown_domain": f"domain in the topic is not one of {', '.join(domains())}",
     "unknown_device": "device id is not in the registry",
     "domain_mismatch": "device is registered under another domain",
     "malformed_json": "payload is not valid UTF-8 JSON",
@@ -116,8 +116,8 @@ def parse_topic(topic: str) -> Topic | Rejection:
     parts = topic.split("/")
     if len(parts) != 4 or parts[0] != TOPIC_ROOT or parts[3] not in ("telemetry", "status") or not parts[2]:
         return Rejection("bad_topic", f"{topic!r}: {REASONS['bad_topic']}")
-    if parts[1] not in DOMAINS:
-        return Rejection("unknown_domain", f"domain {parts[1]!r} is not one of {', '.join(DOMAINS)}",
+    if parts[1] not in domains():
+        return Rejection("unknown_domain", f"domain {parts[1]!r} is not one of {', '.join(domains())}",
                          device_id=parts[2])
     kind: Kind = "telemetry" if parts[3] == "telemetry" else "status"
     return Topic(domain=parts[1], device_id=parts[2], kind=kind)

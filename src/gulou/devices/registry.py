@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gulou.devices.base import Domain
-from gulou.devices.catalog import CATALOG
+from gulou.devices.catalog import CATALOG, site_kinds
+from gulou.devices.types.smart_bin import BIN_CATEGORIES, BinCategory
 
 # The ten streets/towns of Gulou District (plan-targets.md, "Places").
 STREETS: tuple[str, ...] = (
@@ -22,10 +23,10 @@ STREETS: tuple[str, ...] = (
 # A generous box around Fuzhou's urban core; a coordinate outside it is a typo, not a device.
 LAT_RANGE = (25.9, 26.3)
 LON_RANGE = (119.1, 119.5)
-WATER_CLASSES = ("I", "II", "III", "IV", "V")
-BIN_CATEGORIES = ("可回收物", "有害垃圾", "厨余垃圾", "其他垃圾")
+# GB 3838's classes a river section can target (the standards tables check the same names).
+WaterClass = Literal["I", "II", "III", "IV", "V"]
+WATER_CLASSES: tuple[str, ...] = get_args(WaterClass)
 M = TypeVar("M", bound=BaseModel)
-SiteKind = Literal["river_section", "air_site", "collection_point", "parking_lot", "building"]
 
 
 class RegistryError(ValueError):
@@ -38,13 +39,13 @@ class Site(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
-    kind: SiteKind
+    kind: str
     name: str
     street: str
     lat: float
     lon: float
     river: str | None = None
-    target_class: Literal["I", "II", "III", "IV", "V"] | None = None
+    target_class: WaterClass | None = None
     drinking_source: bool = False
     lot_type: Literal["office", "residential", "commercial", "hospital", "shared", "scenic"] | None = None
     capacity: int | None = Field(default=None, ge=1)
@@ -52,6 +53,14 @@ class Site(BaseModel):
     structure_type: Literal["masonry", "brick-wood", "timber", "concrete"] | None = None
     built: int | None = Field(default=None, ge=1800, le=2030)
     grade: Literal["A", "B", "C", "D"] | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        # The kinds are those the catalog's types are installed at.
+        if value not in site_kinds():
+            raise ValueError(f"unknown site kind {value!r}; known: {', '.join(site_kinds())}")
+        return value
 
     @field_validator("street")
     @classmethod
@@ -70,11 +79,7 @@ class Site(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Site:
-        required = {
-            "river_section": ("river", "target_class"),
-            "parking_lot": ("capacity", "lot_type"),
-            "building": ("storeys", "structure_type"),
-        }.get(self.kind, ())
+        required = site_kinds().get(self.kind, ())
         missing = [name for name in required if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.kind} site needs {', '.join(missing)}")
@@ -95,7 +100,7 @@ class DeviceRow(BaseModel):
 
     _in_fuzhou = field_validator("lat", "lon")(Site._in_fuzhou.__func__)  # type: ignore[attr-defined]
     interval_s: int | None = Field(default=None, ge=1, le=86400)
-    category: Literal["可回收物", "有害垃圾", "厨余垃圾", "其他垃圾"] | None = None
+    category: BinCategory | None = None
     point: str | None = None
 
     @field_validator("type")
@@ -109,8 +114,10 @@ class DeviceRow(BaseModel):
     def _check(self) -> DeviceRow:
         if (self.lat is None) != (self.lon is None):
             raise ValueError("give both lat and lon, or neither (the site's are used)")
-        if self.type == "smart_bin" and self.category is None:
-            raise ValueError("a smart_bin needs its category (可回收物/有害垃圾/厨余垃圾/其他垃圾)")
+        for name in CATALOG[self.type].device_fields:
+            if getattr(self, name) is None:
+                choices = f" ({'/'.join(BIN_CATEGORIES)})" if name == "category" else ""
+                raise ValueError(f"a {self.type} needs its {name}{choices}")
         return self
 
 

@@ -17,6 +17,7 @@ class AirPattern(Pattern):
     """A roadside or park micro-station in Gulou (annual PM2.5 in the low 20s µg/m³)."""
 
     type_name: ClassVar[str] = "air_station"
+    incidents: ClassVar[tuple[str, ...]] = ("pm25_episode",)
     decimals: ClassVar[dict[str, int]] = {"pm25": 1, "pm10": 1, "so2": 1, "no2": 1, "o3": 1, "co": 2,
                                           "temperature": 1, "humidity": 1}
 

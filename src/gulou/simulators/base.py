@@ -16,8 +16,6 @@ from gulou.timeutil import CHINA_TZ
 Values = dict[str, float | int | bool]
 # Incidents in force for one device at one moment: kind → (progress 0..1, the scheduled incident).
 Active = dict[str, tuple[float, Scheduled]]
-# Device types that run on batteries and report a battery level with their status.
-BATTERY_TYPES = ("smart_bin", "structure_monitor", "sorting_point")
 
 
 class Environment:
@@ -96,12 +94,14 @@ class Pattern(ABC):
 
     type_name: ClassVar[str]
     decimals: ClassVar[dict[str, int]] = {}
+    # Scenario incident kinds ``sample`` reacts to (device_silent applies to every type and is not listed).
+    incidents: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, device: Device, seed: int, env: Environment) -> None:
         self.device = device
         self.env = env
         self.rng = device_rng(seed, "device", device.id)
-        self.battery = round(self.rng.uniform(55, 100), 1) if device.type in BATTERY_TYPES else None
+        self.battery = round(self.rng.uniform(55, 100), 1) if CATALOG[device.type].battery else None
         self.rssi = round(self.rng.uniform(-105, -60), 1)
         self._last_offset: float | None = None
 

@@ -36,6 +36,7 @@ class ParkingPattern(Pattern):
     """An entrance/exit counter; total spots is the site's capacity."""
 
     type_name: ClassVar[str] = "parking_lot"
+    incidents: ClassVar[tuple[str, ...]] = ("lot_full",)
 
     def __init__(self, device: Device, seed: int, env: Environment) -> None:
         super().__init__(device, seed, env)

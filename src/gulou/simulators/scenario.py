@@ -15,17 +15,18 @@ from gulou.simulators.model import FaultKind, parse_duration
 
 IncidentKind = Literal["pm25_episode", "black_odour", "bin_overflow", "bin_fire", "lot_full", "building_tilt",
                        "device_silent"]
-# Which device types an incident can act on; a site target expands to its devices of these types.
-INCIDENT_TYPES: dict[str, tuple[str, ...]] = {
-    "pm25_episode": ("air_station",),
-    "black_odour": ("water_station",),
-    "bin_overflow": ("smart_bin",),
-    "bin_fire": ("smart_bin",),
-    "lot_full": ("parking_lot",),
-    "building_tilt": ("structure_monitor",),
-    "device_silent": ("air_station", "water_station", "smart_bin", "sorting_point", "parking_lot",
-                      "structure_monitor"),
-}
+# Every device can go silent; the other kinds act on the types whose pattern lists them (Pattern.incidents).
+EVERY_TYPE = "device_silent"
+
+
+def incident_types(kind: str) -> tuple[str, ...]:
+    """The device types an incident can act on; a site target expands to its devices of these types."""
+    from gulou.devices.catalog import CATALOG
+    from gulou.simulators.patterns import pattern_class  # patterns import this module through base
+
+    if kind == EVERY_TYPE:
+        return tuple(CATALOG)
+    return tuple(name for name in CATALOG if kind in pattern_class(name).incidents)
 
 
 class ScenarioError(ValueError):
@@ -146,7 +147,7 @@ def schedule(scenario: Scenario, registry: Registry) -> dict[str, list[Scheduled
     for i, incident in enumerate(scenario.incidents):
         devices = _targets(incident, registry)
         if not devices:
-            wanted = " or ".join(INCIDENT_TYPES[incident.kind])
+            wanted = " or ".join(incident_types(incident.kind))
             extra = ", a street name or 'all'" if incident.kind == "pm25_episode" else ""
             raise ScenarioError(
                 f"{scenario.source}: incidents[{i}].target: {incident.target!r} matches no {wanted} device "
@@ -159,7 +160,7 @@ def schedule(scenario: Scenario, registry: Registry) -> dict[str, list[Scheduled
 
 
 def _targets(incident: Incident, registry: Registry) -> list[Device]:
-    types = INCIDENT_TYPES[incident.kind]
+    types = incident_types(incident.kind)
     target = incident.target
     device = registry.get(target)
     if device is not None:

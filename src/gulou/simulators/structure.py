@@ -20,6 +20,7 @@ class StructurePattern(Pattern):
     """One inclinometer/crack-gauge point of an old building."""
 
     type_name: ClassVar[str] = "structure_monitor"
+    incidents: ClassVar[tuple[str, ...]] = ("building_tilt",)
     decimals: ClassVar[dict[str, int]] = {"tilt_x": 4, "tilt_y": 4, "crack_width": 3, "settlement": 2,
                                           "vibration": 3}
 

@@ -35,6 +35,7 @@ class BinPattern(Pattern):
     """One smart bin of one category at a collection point."""
 
     type_name: ClassVar[str] = "smart_bin"
+    incidents: ClassVar[tuple[str, ...]] = ("bin_overflow", "bin_fire")
     decimals: ClassVar[dict[str, int]] = {"fill_level": 3, "weight": 1, "temperature": 1, "nh3": 3, "h2s": 4}
 
     def __init__(self, device: Device, seed: int, env: Environment) -> None:

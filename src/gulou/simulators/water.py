@@ -30,6 +30,7 @@ class WaterPattern(Pattern):
     """An automatic station on a river section; values scatter around the section's target class."""
 
     type_name: ClassVar[str] = "water_station"
+    incidents: ClassVar[tuple[str, ...]] = ("black_odour",)
     decimals: ClassVar[dict[str, int]] = {"ph": 2, "do": 2, "codmn": 2, "nh3n": 3, "tp": 3, "turbidity": 1,
                                           "transparency": 1, "orp": 1, "temperature": 1, "conductivity": 0}
 

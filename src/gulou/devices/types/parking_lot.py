@@ -1,10 +1,12 @@
 """Off-street or shared parking lot counter (FIWARE OffStreetParking)."""
 
-from typing import ClassVar
+import random
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import model_validator
 
-from gulou.devices.base import DeviceType, Domain, Metric, PayloadBase
+from gulou.devices.base import DeviceType, Metric, PayloadBase, Value
 
 
 class ParkingPayloadBase(PayloadBase):
@@ -23,7 +25,7 @@ class ParkingLot(DeviceType):
     """Entrance/exit counter of one lot."""
 
     name: ClassVar[str] = "parking_lot"
-    domain: ClassVar[Domain] = "parking"
+    domain: ClassVar[str] = "parking"
     description: ClassVar[str] = "Parking lot counter (total and occupied spots)"
     default_interval_s: ClassVar[int] = 60
     metrics: ClassVar[tuple[Metric, ...]] = (
@@ -32,6 +34,15 @@ class ParkingLot(DeviceType):
         Metric("occupied_spots", "count", "Spots occupied", kind="int", minimum=0, maximum=20000,
                fiware="occupiedSpotNumber"),
     )
+    site_kind: ClassVar[str] = "parking_lot"
+    site_fields: ClassVar[tuple[str, ...]] = ("capacity", "lot_type")
+    synthetic_share: ClassVar[float] = 0.09
+    calm: ClassVar[Mapping[str, Value]] = {"total_spots": 200, "occupied_spots": 120}
+    simulator: ClassVar[str] = "gulou.simulators.parking:ParkingPattern"
+
+    def synthetic_site(self, rng: random.Random, n: int) -> dict[str, Any]:
+        """A lot of 50 to 1500 spots."""
+        return {"capacity": rng.randint(50, 1500), "lot_type": rng.choice(("office", "residential", "shared"))}
 
     def payload_base(self) -> type[PayloadBase]:
         """Payloads carry the occupied ≤ total check."""

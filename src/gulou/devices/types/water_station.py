@@ -1,15 +1,17 @@
 """River water-quality buoy or shore station (FIWARE WaterQualityObserved, with custom GB 3838 items)."""
 
-from typing import ClassVar
+import random
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from gulou.devices.base import DeviceType, Domain, Metric
+from gulou.devices.base import DeviceType, Metric, Value
 
 
 class WaterStation(DeviceType):
     """An automatic monitoring station on a river section."""
 
     name: ClassVar[str] = "water_station"
-    domain: ClassVar[Domain] = "water"
+    domain: ClassVar[str] = "water"
     description: ClassVar[str] = "River water-quality station (pH, DO, CODMn, NH3-N, TP, transparency, ORP)"
     default_interval_s: ClassVar[int] = 300
     metrics: ClassVar[tuple[Metric, ...]] = (
@@ -25,3 +27,14 @@ class WaterStation(DeviceType):
         Metric("conductivity", "µS/cm", "Electrical conductivity", minimum=0, maximum=100000,
                fiware="conductivity"),
     )
+    site_kind: ClassVar[str] = "river_section"
+    site_fields: ClassVar[tuple[str, ...]] = ("river", "target_class")
+    synthetic_share: ClassVar[float] = 0.07
+    calm: ClassVar[Mapping[str, Value]] = {"ph": 7.2, "do": 6.5, "codmn": 3.5, "nh3n": 0.4, "tp": 0.08,
+                                           "turbidity": 12.0, "transparency": 60.0, "orp": 180.0,
+                                           "temperature": 21.0, "conductivity": 420.0}
+    simulator: ClassVar[str] = "gulou.simulators.water:WaterPattern"
+
+    def synthetic_site(self, rng: random.Random, n: int) -> dict[str, Any]:
+        """A made-up river; inner rivers target IV twice as often as III."""
+        return {"river": f"合成河{n % 20}", "target_class": rng.choice(("III", "IV", "IV"))}

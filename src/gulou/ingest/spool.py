@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import threading
 import time
 import zlib
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from gulou.backoff import Backoff
 from gulou.tsdb.line_protocol import encode_line
 from gulou.tsdb.records import Batch, Point, StatusEvent
 from gulou.tsdb.writer import Sink, SinkError, SinkRejected
@@ -257,9 +257,7 @@ class DurableWriter:
         self.spool = spool
         # After a failure, replay() waits (jittered, doubling) before trying the sink again, so a sink
         # that times out instead of refusing does not stall the caller's loop on every call.
-        self.retry_initial_s = retry_initial_s
-        self.retry_max_s = retry_max_s
-        self._failures = 0
+        self._backoff = Backoff(retry_initial_s, retry_max_s)
         self._next_attempt = 0.0
         # Hooks for accounting: a replayed batch was stored late; a rejected one needs dead-lettering.
         self.on_replayed = on_replayed
@@ -318,7 +316,7 @@ class DurableWriter:
                     self._failed(exc)
                     break
                 else:
-                    self._failures = 0
+                    self._backoff.reset()
                     if self.on_replayed is not None:
                         self.on_replayed(batch)
                 self.spool.pop(seq)
@@ -331,9 +329,7 @@ class DurableWriter:
 
     def _failed(self, exc: SinkError) -> None:
         self.last_error = str(exc)
-        self._failures += 1
-        delay = min(self.retry_max_s, self.retry_initial_s * 2 ** min(self._failures - 1, 16))
-        self._next_attempt = time.monotonic() + delay * random.uniform(0.5, 1.0)
+        self._next_attempt = time.monotonic() + self._backoff.next()
         if self.outage_started is None:
             self.outage_started = time.time()
             self.outages += 1
@@ -344,7 +340,7 @@ class DurableWriter:
             log.debug("%s still failing: %s", self.sink.name, exc)
 
     def _recovered(self) -> None:
-        self._failures = 0
+        self._backoff.reset()
         started = self.outage_started or time.time()
         self.last_outage = (started, time.time())
         self.outage_started = None

@@ -128,7 +128,9 @@ def test_two_collectors_share_the_load(own_mosquitto: Mosquitto, registry: Regis
         pub.publish(messages)
         pub.close()
         wait_for(lambda: settled(store, len(messages)), 60, "all messages accounted")
-        time.sleep(6)  # one more health round so each collector's own count is recorded
+        # Each collector records its own count with its health, every few seconds.
+        wait_for(lambda: sum(accounted(store)["collectors"][f"it-share-{n}"].get("received", 0) for n in range(2))
+                 == len(messages), 20, "each collector's health counting what it received")
     finally:
         for p in procs:
             stop_ingest(p)

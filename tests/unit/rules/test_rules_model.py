@@ -107,7 +107,7 @@ def test_cli_list_json() -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     by_id = {r["id"]: r for r in rows}
-    assert by_id["air-pm25-24h-class2"]["limit"] == "> 75 / 60 from 2026-03-01"
+    assert by_id["air-pm25-24h-class2"]["limit"] == "> 75 / 60 from 2026-03-01 / 50 from 2031-01-01"
     assert by_id["structure-tilt-orange"]["limit"] == ">= 0.85 x tilt_limit"
 
 

@@ -149,9 +149,11 @@ def invalid_reasons(row: dict[str, object]) -> list[str]:
         if row.get(p) is None:
             count = row.get(f"{p}_hours")
             short.setdefault(int(count) if isinstance(count, int | float) else 0, []).append(POLLUTANT_NAMES[p])
+    windows = row.get("o3_8h_values")
+    valid_windows = int(windows) if isinstance(windows, int | float) else 0
+    if list(short) == [0] and len(short[0]) == len(DAILY_MEAN) + 1 and valid_windows == 0:
+        return ["无数据"]
     reasons = [f"{'、'.join(names)} 有效小时 {count}（需 {need_hours}）" for count, names in short.items()]
     if row.get("o3_8h") is None:
-        windows = row.get("o3_8h_values")
-        reasons.append(f"O₃(8h) 有效8小时值 {int(windows) if isinstance(windows, int | float) else 0}"
-                       f"（需 {minimum('o3_daily_max_8h_min_values')}）")
+        reasons.append(f"O₃(8h) 有效8小时值 {valid_windows}（需 {minimum('o3_daily_max_8h_min_values')}）")
     return reasons

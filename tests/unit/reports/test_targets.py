@@ -11,6 +11,7 @@ import yaml
 from gulou.devices.registry import Registry
 from gulou.reports.build import build_report, period_for
 from gulou.reports.model import Report
+from gulou.reports.push import report_markdown
 from gulou.reports.targets import Figure, TargetsError, TargetsFile, load_targets, status
 from gulou.rules.standards import CHINA_TZ
 from tests.unit.reports import monthdata
@@ -140,3 +141,13 @@ def test_json_keys(month_report: Report) -> None:
     target = data["targets"][0]  # type: ignore[index]
     assert {"id", "name", "target", "actual", "projected", "status"} <= set(target)
     assert data["generated_at"] == "2026-06-02T10:00:00+08:00"
+
+
+def test_push_message_carries_the_key_figures(month_report: Report) -> None:
+    title, text = report_markdown(month_report, "https://reports.example/2026-05.html")
+    assert title == "鼓楼区生态环境月报 2026年5月"
+    assert "全区 AQI：**101**（轻度污染），首要污染物：PM2.5（5月31日）" in text
+    assert "优良天数比例：89.7%（26/29 天），重污染 1 天" in text
+    assert "黑臭：东西河" in text and "测试楼一（橙色预警）" in text
+    assert "目标「重污染天数」：未完成" in text
+    assert text.endswith("[查看完整报告](https://reports.example/2026-05.html)")

@@ -17,6 +17,7 @@ from gulou.rules.alert_store import AlertStore
 from gulou.rules.model import load_rules
 from gulou.rules.service import RulesService
 from gulou.settings import BrokerAddress, Settings
+from gulou.tsdb.writer import LineWriter
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
 
         collector = build_collector(settings, registry, address, options, on_stored=on_stored)
         if with_rules:
-            influx = collector.writer.sink if collector.writer is not None else None
+            sink = collector.writer.sink if collector.writer is not None else None
+            influx = sink if isinstance(sink, LineWriter) else None  # the rules write derived series as lines
             rules = RulesService(settings, registry, load_rules(), store=AlertStore(settings.store), influx=influx,
                                  broker=address, clock=clock)
         collector.start()

@@ -134,6 +134,7 @@ def test_from_settings_reads_token_file(victoria_metrics: VictoriaMetrics, tmp_p
     settings = Settings(influx_url=victoria_metrics.url, influx_org="gulou", influx_bucket="gulou",
                         influx_token_file=token)
     s = InfluxSink.from_settings(settings)
+    assert s is not None
     try:
         s.write(Batch(points=[water("WQ-5", T0, 6.5)]))
         assert s._client.token == "secret-token"

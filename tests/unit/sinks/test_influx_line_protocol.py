@@ -96,10 +96,10 @@ def test_http_errors_translate_to_rejected_or_retryable() -> None:
 
     sink = InfluxSink("http://127.0.0.1:9", "org", "bucket", "token")
     try:
-        bad = sink._translate(ApiException(status=400, reason="Bad Request"))
+        bad = sink._translate(ApiException(status=400, reason="Bad Request"))  # type: ignore[no-untyped-call]
         assert isinstance(bad, SinkRejected) and "HTTP 400" in str(bad)
         for status in (401, 404, 429, 500, 503):
-            err = sink._translate(ApiException(status=status, reason="x"))
+            err = sink._translate(ApiException(status=status, reason="x"))  # type: ignore[no-untyped-call]
             assert isinstance(err, SinkError) and not isinstance(err, SinkRejected), status
         refused = sink._translate(ConnectionRefusedError("refused"))
         assert type(refused) is SinkError and "unreachable" in str(refused)

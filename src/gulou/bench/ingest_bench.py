@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gulou.app.ingest import IngestOptions, build_collector
-from gulou.devices.contract import Reading, StatusUpdate
+from gulou.devices.contract import TELEMETRY_FILTER, Reading, StatusUpdate
 from gulou.devices.registry import dump_registry, load_registry
 from gulou.devices.synthetic import synthetic_registry
 from gulou.settings import BrokerAddress, Settings
@@ -147,7 +147,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> B
 
 def _raw_ceiling(port: int, config: BenchConfig, devices_file: Path, progress: Callable[[str], None]) -> float:
     progress(f"phase 1: raw broker ceiling, {config.messages} messages at QoS {config.qos} to a counting subscriber")
-    sub = subprocess.Popen(["mosquitto_sub", "-p", str(port), "-q", str(config.qos), "-t", "gulou/+/+/telemetry",
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(port), "-q", str(config.qos), "-t", TELEMETRY_FILTER,
                             "-C", str(config.messages), "-i", "gulou-bench-count"], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
     started = time.perf_counter()

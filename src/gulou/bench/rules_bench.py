@@ -108,7 +108,7 @@ def _embedded_broker(ready: Any, port_box: Any, stop: Any) -> None:
 
 async def _measure(settings: Settings, registry: Registry, rules: Sequence[AnyRule], url: str, rate: int,
                    seconds: float, progress: Callable[[str], None]) -> dict[str, Any]:
-    from gulou.channels.mqtt import MqttChannel
+    from gulou.channels.mqtt import ALERT_TOPIC_ROOT, MqttChannel
     from gulou.rules.service import MqttSource, RulesService
 
     broker = parse_broker_url(url)
@@ -121,7 +121,7 @@ async def _measure(settings: Settings, registry: Registry, rules: Sequence[AnyRu
 
     async def collect() -> None:
         async with aiomqtt.Client(broker.host, broker.port, identifier="gulou-bench-rules-sub") as client:
-            await client.subscribe("gulou/alerts/#", qos=1)
+            await client.subscribe(f"{ALERT_TOPIC_ROOT}/#", qos=1)
             async for message in client.messages:
                 raw = message.payload
                 data = json.loads(raw if isinstance(raw, bytes | bytearray | str) else str(raw))

@@ -12,11 +12,12 @@ import aiomqtt
 
 from gulou.backoff import Backoff
 from gulou.channels.base import Channel, ChannelContext, DeliveryError
+from gulou.devices.contract import TOPIC_ROOT
 from gulou.rules.alerts import AlertTransition
 from gulou.settings import BrokerAddress, Settings
 
 log = logging.getLogger(__name__)
-ALERT_TOPIC_ROOT = "gulou/alerts"
+ALERT_TOPIC_ROOT = f"{TOPIC_ROOT}/alerts"
 
 
 def alert_topic(transition: AlertTransition) -> str:

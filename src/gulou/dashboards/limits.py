@@ -16,7 +16,7 @@ from grafana_foundation_sdk.models import dashboard as model
 from gulou.dashboards.common import range_mappings, steps
 from gulou.devices.catalog import CATALOG
 from gulou.rules.model import AnyRule, load_rules
-from gulou.rules.standards.aqi import POLLUTANTS
+from gulou.rules.standards.aqi import MEASURED
 from gulou.rules.standards.tables import black_odour_table, gb3095, gb3838, hj633, structure_table
 
 # Share of good-air days the district plans for. The plan names the indicator without a figure, so this is
@@ -68,8 +68,8 @@ def grafana_unit(device_type: str, metric: str) -> str:
 
 
 def air_pollutants() -> tuple[str, ...]:
-    """The measured AQI pollutants in reporting order (the O3 8 h mean is derived, not measured)."""
-    return tuple(p for p in POLLUTANTS if p in {m.name for m in CATALOG["air_station"].metrics})
+    """The measured AQI pollutants in reporting order."""
+    return MEASURED
 
 
 def air_period(pollutant: str) -> str:

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gulou.devices.contract import SINK_REJECTED, Decoder, Reading, Rejection, StatusUpdate
+from gulou.devices.contract import (
+    SINK_REJECTED,
+    Decoder,
+    Reading,
+    Rejection,
+    StatusUpdate,
+    status_topic,
+    telemetry_topic,
+)
 from gulou.devices.registry import Registry
 from gulou.ingest.spool import DurableWriter, SpoolFull
 from gulou.sinks.embedded import CountRow, EmbeddedStore
@@ -293,9 +301,9 @@ class Collector:
     def _rejected_on_replay(self, batch: Batch, exc: SinkRejected) -> None:
         """A spooled batch the sink refuses as invalid: keep every record as a dead letter, never drop it."""
         now_ms = int(time.time() * 1000)
-        dead = [DeadLetter(f"gulou/{p.domain}/{p.device_id}/telemetry", point_line(p).encode(), SINK_REJECTED,
+        dead = [DeadLetter(telemetry_topic(p.domain, p.device_id), point_line(p).encode(), SINK_REJECTED,
                            str(exc), now_ms, p.device_id, p.domain) for p in batch.points]
-        dead += [DeadLetter(f"gulou/{s.domain}/{s.device_id}/status", status_line(s).encode(), SINK_REJECTED,
+        dead += [DeadLetter(status_topic(s.domain, s.device_id), status_line(s).encode(), SINK_REJECTED,
                             str(exc), now_ms, s.device_id, s.domain) for s in batch.statuses]
         counts: Counter[tuple[int, str, str, str, str]] = Counter()
         self._count(counts, batch, "replayed")

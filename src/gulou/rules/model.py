@@ -15,22 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from gulou.devices.base import Domain
 from gulou.devices.catalog import CATALOG
 from gulou.devices.registry import Device
+from gulou.rules.standards.aqi import MEASURED
+from gulou.rules.standards.water import CLASS_ORDER
 from gulou.timeutil import CHINA_TZ
 
 # Days, daily ratios and "the standard in force on the observation date" follow Beijing time.
 Severity = Literal["informational", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
-# Derived metrics and the raw metrics each is computed from.
+# Derived metrics and the raw metrics each is computed from. The standards tables load lazily, so the water
+# inputs are named here; tests/unit/rules/test_standards_rule_files.py ties them to gb3838 and black_odour.
 DERIVED: dict[str, tuple[str, ...]] = {
-    "aqi": ("pm25", "pm10", "so2", "no2", "o3", "co"),
+    "aqi": MEASURED,
     "water_class": ("ph", "do", "codmn", "nh3n", "tp"),
     "black_odour_level": ("transparency", "do", "orp", "nh3n"),
     "tilt_ratio": ("tilt_x", "tilt_y"),
     "occupancy": ("occupied_spots", "total_spots"),
     "sorting_rate": ("correct", "inspected"),
 }
-WATER_CLASS_ORDINAL: dict[str, int] = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "劣V": 6}
+WATER_CLASS_ORDINAL: dict[str, int] = {klass: n for n, klass in enumerate(CLASS_ORDER, start=1)}
 TEMPLATE_FIELDS = frozenset({
     "rule", "device", "device_name", "site", "site_name", "street", "domain", "metric", "value", "limit",
     "value_label", "limit_label", "exceedance", "exceedance_pct", "severity",

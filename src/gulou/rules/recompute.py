@@ -9,12 +9,11 @@ from typing import Any
 import polars as pl
 
 from gulou.devices.registry import Registry
-from gulou.rules.standards.aqi import POLLUTANTS as AQI_INPUTS
+from gulou.rules.standards.aqi import MEASURED
 from gulou.rules.standards.tables import gb3095
 from gulou.timeutil import CHINA_TZ
 
-# The measured pollutants (the O3 8 h mean is derived from hourly O3), in the AQI's reporting order.
-POLLUTANTS: tuple[str, ...] = tuple(p for p in AQI_INPUTS if not p.endswith("_8h"))
+POLLUTANTS: tuple[str, ...] = MEASURED
 ReadingsQuery = Callable[..., list[dict[str, Any]]]
 
 

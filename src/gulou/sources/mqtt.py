@@ -19,7 +19,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gulou.backoff import Backoff
-from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER
+from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER, TOPIC_ROOT
 from gulou.settings import BrokerAddress, Settings
 from gulou.sources.base import Delivery, Source, SourceOptions
 
@@ -109,7 +109,7 @@ class MqttSource(Source):
         self._stalled = False
         self._last_message_at: float | None = None
         self._last_probe_echo = time.monotonic()
-        self._probe_topic = f"gulou/_probe/{config.client_id}"
+        self._probe_topic = f"{TOPIC_ROOT}/_probe/{config.client_id}"
         self._acks: collections.deque[list[tuple[int, int]]] = collections.deque()
         self._paused = False
         self._client = self._make_client()

@@ -87,3 +87,12 @@ def test_water_do_rule_is_class_v_and_the_black_odour_bound(rules: dict[str, Any
     limits = gb3838().indicators["do"].limits
     assert limits is not None
     assert _fixed(rules, "water-do-below-2") == limits[-1] == black_odour_table().indicators["do"].light_from
+
+
+def test_derived_inputs_are_the_rated_items_a_station_measures() -> None:
+    from gulou.devices.catalog import CATALOG
+    from gulou.rules.model import DERIVED
+
+    measured = {m.name for m in CATALOG["water_station"].metrics}
+    assert DERIVED["water_class"] == tuple(n for n in gb3838().indicators if n in measured)
+    assert DERIVED["black_odour_level"] == tuple(black_odour_table().indicators)

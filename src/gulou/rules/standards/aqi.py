@@ -20,6 +20,8 @@ MODES: tuple[str, ...] = get_args(Mode)
 
 # Reporting order of pollutants (also the order of ties in primary and exceeding pollutants).
 POLLUTANTS: tuple[str, ...] = ("pm25", "pm10", "so2", "no2", "o3", "o3_8h", "co")
+# The ones a station measures: the O3 8 h mean is computed from hourly O3.
+MEASURED: tuple[str, ...] = tuple(p for p in POLLUTANTS if p != "o3_8h")
 
 # Which breakpoint column rates which input. Real-time (hourly) reports use the 1 h columns of SO2, NO2,
 # CO and O3; PM hourly concentrations have no 1 h column and are rated on the 24 h columns.

@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 # The standards define days and hours in Beijing time; people read Beijing time on every screen.
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
+# Its IANA name, for tools that take a zone by name (polars, Grafana, InfluxQL's tz()).
+CHINA_TZ_NAME = "Asia/Shanghai"
 
 
 def china_date(at: date | datetime) -> date:

@@ -11,6 +11,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
 from gulou.dashboards.common import (
+    TZ_CLAUSE,
     InfluxQL,
     base_dashboard,
     dashed_thresholds,
@@ -94,7 +95,7 @@ def build_waste() -> dash.Dashboard:
     trend = series("分类准确率趋势 Correct rate by day",
                    InfluxQL('SELECT sum("correct") / sum("inspected") FROM "waste" WHERE $timeFilter AND '
                             f'"type" = \'sorting_point\' AND {STREET} GROUP BY time(1d), "street" fill(none) '
-                            "tz('Asia/Shanghai')", alias="$tag_street"),
+                            TZ_CLAUSE, alias="$tag_street"),
                    unit="percentunit",
                    description=f"Daily correct rate per street; dashed line at the {percent(sorting_target)} target.")
     trend = dashed_thresholds(trend, steps("red", (sorting_target, "green")))

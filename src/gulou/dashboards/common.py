@@ -12,6 +12,8 @@ from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
+from gulou.timeutil import CHINA_TZ_NAME
+
 # Every panel, variable and annotation points at this one datasource; provisioning and push create it
 # under the same UID, so dashboards work unchanged whichever way Grafana was set up.
 DATASOURCE_UID = "gulou-influxdb"
@@ -25,6 +27,8 @@ TAG = "gulou"
 GAZETTEER_PATH = "public/gazetteer/gulou-devices.json"
 
 ALERT_ANNOTATION_QUERY = "SELECT message FROM alerts WHERE $timeFilter"
+# InfluxQL's clause that makes GROUP BY time(1d) cut days at Beijing midnight.
+TZ_CLAUSE = f"tz('{CHINA_TZ_NAME}')"
 
 def datasource_ref() -> model.DataSourceRef:
     """Reference to the project's InfluxDB datasource."""
@@ -143,7 +147,7 @@ def base_dashboard(uid: str, title: str, description: str, *, time_from: str = "
         .description(description)
         .tags([TAG])
         .editable()
-        .timezone("Asia/Shanghai")
+        .timezone(CHINA_TZ_NAME)
         .time(time_from, "now")
         .refresh("1m")
         .tooltip(model.DashboardCursorSync.CROSSHAIR)

@@ -11,6 +11,7 @@ from grafana_foundation_sdk.models import dashboard as model
 
 from gulou.dashboards import aqi
 from gulou.dashboards.common import (
+    TZ_CLAUSE,
     InfluxQL,
     base_dashboard,
     dashed_thresholds,
@@ -48,7 +49,7 @@ AIR_UID = "gulou-air"
 WATER_UID = "gulou-water"
 AIR_FILTER = "\"street\" =~ /^$street$/ AND \"device\" =~ /^$device$/"
 WATER_FILTER = "\"site\" =~ /^$section$/"
-TZ = "tz('Asia/Shanghai')"
+TZ = TZ_CLAUSE
 AQI_ROW_H = 8  # the AQI row sits on top of the air dashboard; the pollutant panels start below it
 
 

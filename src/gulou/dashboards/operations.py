@@ -10,6 +10,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
 from gulou.dashboards.common import (
+    TZ_CLAUSE,
     InfluxQL,
     base_dashboard,
     dashed_thresholds,
@@ -64,7 +65,7 @@ def build_alerts() -> dash.Dashboard:
         common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
     by_domain = series("各领域告警 Alert events per day by domain", InfluxQL(
         f'SELECT count("value") FROM "alerts" WHERE $timeFilter AND {ALERT_FILTER} AND "state" = \'firing\' '
-        "GROUP BY time(1d), \"domain\" fill(0) tz('Asia/Shanghai')", alias="$tag_domain"),
+        f"GROUP BY time(1d), \"domain\" fill(0) {TZ_CLAUSE}", alias="$tag_domain"),
         description="Which domain keeps the operators busy.").draw_style(common.GraphDrawStyle.BARS)
     for panel, pos in ((active, grid(0, 0, 24, 10)), (recent, grid(0, 10, 24, 10)), (counts, grid(0, 20, 12, 8)),
                        (by_domain, grid(12, 20, 12, 8))):

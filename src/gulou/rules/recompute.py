@@ -11,7 +11,7 @@ import polars as pl
 from gulou.devices.registry import Registry
 from gulou.rules.standards.aqi import MEASURED
 from gulou.rules.standards.tables import gb3095
-from gulou.timeutil import CHINA_TZ
+from gulou.timeutil import CHINA_TZ, CHINA_TZ_NAME
 
 POLLUTANTS: tuple[str, ...] = MEASURED
 ReadingsQuery = Callable[..., list[dict[str, Any]]]
@@ -50,7 +50,7 @@ def hourly_means(rows: list[dict[str, Any]], registry: Registry) -> pl.DataFrame
         schema={"device_id": pl.Utf8, "ts": pl.Utf8, **{p: pl.Float64 for p in present}},
     )
     frame = frame.with_columns(
-        pl.col("ts").str.to_datetime(time_zone="UTC").dt.convert_time_zone("Asia/Shanghai")
+        pl.col("ts").str.to_datetime(time_zone="UTC").dt.convert_time_zone(CHINA_TZ_NAME)
         .dt.replace_time_zone(None).dt.truncate("1h").alias("hour"),
         pl.col("device_id").replace_strict(intervals, default=60, return_dtype=pl.Int64).alias("interval_s"),
     )

@@ -95,7 +95,7 @@ def build_waste() -> dash.Dashboard:
     trend = series("分类准确率趋势 Correct rate by day",
                    InfluxQL('SELECT sum("correct") / sum("inspected") FROM "waste" WHERE $timeFilter AND '
                             f'"type" = \'sorting_point\' AND {STREET} GROUP BY time(1d), "street" fill(none) '
-                            TZ_CLAUSE, alias="$tag_street"),
+                            f"{TZ_CLAUSE}", alias="$tag_street"),
                    unit="percentunit",
                    description=f"Daily correct rate per street; dashed line at the {percent(sorting_target)} target.")
     trend = dashed_thresholds(trend, steps("red", (sorting_target, "green")))

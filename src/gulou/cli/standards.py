@@ -18,6 +18,7 @@ from gulou.rules.standards import (
     black_odour,
     water_class,
 )
+from gulou.rules.standards.tables import hj633
 
 NAMES: dict[str, str] = {"pm25": "PM2.5", "pm10": "PM10", "so2": "SO2", "no2": "NO2", "o3": "O3 1h",
                          "o3_8h": "O3 8h", "co": "CO", "so2_24h": "SO2 24h"}
@@ -89,7 +90,8 @@ def aqi_command(at_text: str | None, mode: str, pairs: tuple[str, ...], as_json:
         echo_json(result.model_dump(mode="json"))
         return
     click.echo(f"AQI {result.aqi}  {result.category}（{result.level}，{result.colour}）")
-    primary = "、".join(NAMES[p] for p in result.primary_pollutants) or "无（AQI ≤ 50）"
+    primary = "、".join(NAMES[p] for p in result.primary_pollutants) or \
+        f"无（AQI ≤ {hj633().primary_pollutant.above_aqi}）"
     click.echo(f"首要污染物：{primary}")
     click.echo("分指数 IAQI：" + "，".join(f"{NAMES[p]} {v}" for p, v in result.iaqi.items()))
     if result.exceeding_applicable:
@@ -130,7 +132,8 @@ def water_class_command(target: str | None, lake: bool, pairs: tuple[str, ...], 
 
 @standards.command("black-odour")
 @click.option("--depth-cm", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Water depth in cm (below 25 cm the transparency bounds are 40 % of it).")
+              help="Water depth in cm (shallow water scales the transparency bounds: shallow_water in "
+                   "black_odour.yaml).")
 @click.argument("pairs", nargs=-1, metavar="NAME=VALUE...")
 @json_option
 def black_odour_command(depth_cm: float | None, pairs: tuple[str, ...], as_json: bool) -> None:

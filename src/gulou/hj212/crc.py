@@ -39,7 +39,7 @@ _PAIR = tuple(
 )
 
 
-def hj212_crc(data: bytes) -> int:
+def hj212_crc(data: bytes | bytearray) -> int:
     """The HJ 212-2017 appendix A checksum of ``data`` (the data segment's bytes)."""
     size = len(data)
     if size == 0:
@@ -61,7 +61,7 @@ def hj212_crc(data: bytes) -> int:
     return _TABLE[state ^ data[body]]
 
 
-def modbus_crc(data: bytes) -> int:
+def modbus_crc(data: bytes | bytearray) -> int:
     """CRC-16/MODBUS of ``data`` as a number (the value, before any byte-order choice on the wire)."""
     table = _TABLE
     reg = 0xFFFF

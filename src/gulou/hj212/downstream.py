@@ -115,6 +115,7 @@ class MqttDownstream(Downstream):
         self._client: aiomqtt.Client | None = None
         self._lock = asyncio.Lock()
         self.connects = 0
+        self.published = 0
 
     async def start(self) -> None:
         """Connect (raises ``DownstreamError`` when the broker is unreachable)."""
@@ -156,7 +157,14 @@ class MqttDownstream(Downstream):
 
     async def deliver(self, readings: Sequence[StationReading]) -> None:
         """Publish every reading on its device's telemetry topic and wait for all PUBACKs."""
-        await self._publish([(r.topic, encode(r.payload(self.extended))) for r in readings])
+        items = []
+        for reading in readings:
+            body = reading.payload(self.extended)
+            if len(body) > 1:  # without flags a reading whose values are all invalid has nothing to say
+                items.append((reading.topic, encode(body)))
+        if items:
+            await self._publish(items)
+        self.published += len(items)
 
     async def reject(self, letter: DeadLetter) -> None:
         """Publish the dead letter's envelope and wait for the PUBACK."""

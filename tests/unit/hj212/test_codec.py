@@ -59,7 +59,7 @@ def test_every_variant_is_identified(data: bytes, variant: str) -> None:
     # Where two variants give the same number the earlier (more common) one is reported.
     assert found is not None
     assert crc_value(data, found) == crc_value(data, variant)  # type: ignore[arg-type]
-    assert CRC_VARIANTS.index(found) <= CRC_VARIANTS.index(variant)  # type: ignore[arg-type]
+    assert CRC_VARIANTS.index(found) <= CRC_VARIANTS.index(variant)
 
 
 def test_single_byte_errors_are_caught() -> None:

@@ -8,13 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gulou.hj212.downstream import MemoryDownstream
 from gulou.hj212.framing import Frame, Framer
 from gulou.hj212.gateway import Gateway
 from gulou.hj212.segment import Packet, parse_segment
 from gulou.hj212.simulator import FAULTS, Aggregator, FaultKind, FaultPlan, StationEncoder, calibrating
 from gulou.hj212.sm4 import TEST_KEY
 from tests.unit.hj212.samples import NOW, PASSWORD, air_station, book, water_station
-from tests.unit.hj212.test_gateway import FakeLink, MemoryDownstream
+from tests.unit.hj212.test_gateway import FakeLink
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 MOMENT = datetime(2026, 11, 30, 9, 20, tzinfo=BEIJING)

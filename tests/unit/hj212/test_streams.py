@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from gulou.hj212 import build
 from gulou.hj212.crc import CRC_VARIANTS, crc_value
+from gulou.hj212.downstream import MemoryDownstream
 from gulou.hj212.framing import Framer
 from gulou.hj212.gateway import Gateway
 from tests.unit.hj212.samples import AIR_MN, NOW, book
-from tests.unit.hj212.test_gateway import FakeLink, MemoryDownstream
+from tests.unit.hj212.test_gateway import FakeLink
 
 # Noise never contains hex digits: four of them right after a packet could, about once in 16,000
 # tries, form a CRC that matches a longer reading of a +6 length (the standard's 256-value CRC).

@@ -97,7 +97,7 @@ class DeviceType(ABC):
     device_fields: ClassVar[tuple[str, ...]] = ()
     # Battery-powered devices report a battery level with their status.
     battery: ClassVar[bool] = False
-    # Share of the type in a synthetic load-test registry (roughly that of the shipped deployment).
+    # Weight of the type in a synthetic load-test registry, relative to the others' (the shipped deployment's mix).
     synthetic_share: ClassVar[float]
     # A plausible quiet reading (no rule fires on it) and the relative noise a benchmark may put on its floats.
     calm: ClassVar[Mapping[str, Value]]

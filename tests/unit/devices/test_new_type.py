@@ -136,7 +136,8 @@ def test_synthetic_registries_include_the_new_type() -> None:
     sites, rows = synthetic_registry(400, seed=2)
     registry = parse_registry({"sites": sites, "devices": rows}, "synthetic")
     noise = [d for d in registry if d.type == "noise_monitor"]
-    assert len(noise) == math.floor(400 * NoiseMonitor.synthetic_share)
+    total = sum(t.synthetic_share for t in CATALOG.values())
+    assert len(noise) == math.floor(400 * NoiseMonitor.synthetic_share / total)
     assert {d.site.kind for d in noise} == {"noise_site"} and len(registry) == 400
 
 

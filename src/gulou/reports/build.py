@@ -76,7 +76,8 @@ def _air(source: StoreSource, devices: list[Device], evaluation: list[Device], s
 def _previous_pm25(source: StoreSource, devices: list[Device], evaluation: list[Device], year: int) -> float | None:
     """The previous year's valid annual PM2.5 mean from the store, when it holds that year."""
     start, end = _midnight(date(year - 1, 1, 1)), _midnight(date(year, 1, 1))
-    if not any(source.counts(start, end).get(d.id) for d in evaluation):
+    stored = source.counts(start, end)
+    if not any(stored.get(d.id) for d in evaluation):
         return None
     previous = _air(source, devices, evaluation, start, end)
     result = annual_mean([(d.date, d.concentrations.get("pm25")) for d in previous.district_days])

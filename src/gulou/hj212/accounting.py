@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from gulou.hj212.build import beijing
+from gulou.timeutil import CHINA_TZ
 
 Outcome = Literal["delivered", "duplicate", "rejected", "control", "ignored", "failed"]
 OUTCOMES: tuple[Outcome, ...] = ("delivered", "duplicate", "rejected", "control", "ignored", "failed")
@@ -39,7 +39,7 @@ class StationHealth:
         return {
             "packets": self.packets, "rejected": self.rejected, "resends": self.duplicates,
             "heartbeats": self.heartbeats, "version": self.version, "peer": self.peer,
-            "last_seen": beijing(self.last_seen).isoformat(timespec="seconds") if self.last_seen else None,
+            "last_seen": self.last_seen.astimezone(CHINA_TZ).isoformat(timespec="seconds") if self.last_seen else None,
             "clock_offset_s": self.clock_offset_s, "deviations": dict(self.notes),
         }
 

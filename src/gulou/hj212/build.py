@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from gulou.hj212.crc import CrcVariant, crc_value
 from gulou.hj212.segment import Packet
+from gulou.timeutil import CHINA_TZ
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 REPLY_ST = "91"
 
 
@@ -82,19 +81,14 @@ def execution_result(to: Packet, exe_rtn: int = 1) -> bytes:
     return _reply(to, "9012", f"ExeRtn={exe_rtn}")
 
 
-def beijing(moment: datetime) -> datetime:
-    """The moment in Beijing time (HJ 212 carries no zone; stations run on China Standard Time)."""
-    return moment.astimezone(BEIJING)
-
-
 def stamp(moment: datetime) -> str:
     """``YYYYMMDDhhmmss`` in Beijing time."""
-    return beijing(moment).strftime("%Y%m%d%H%M%S")
+    return moment.astimezone(CHINA_TZ).strftime("%Y%m%d%H%M%S")
 
 
 def new_qn(moment: datetime) -> str:
     """``YYYYMMDDhhmmsszzz`` request number in Beijing time."""
-    local = beijing(moment)
+    local = moment.astimezone(CHINA_TZ)
     return local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}"
 
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import aiomqtt
 
-from gulou.hj212.build import beijing
+from gulou.backoff import Backoff
 from gulou.hj212.convert import StationReading
+from gulou.timeutil import CHINA_TZ
 
 log = logging.getLogger(__name__)
 # Dead letters of the gateway: one topic, the station in the envelope (MNs may hold MQTT wildcards).
@@ -43,7 +44,7 @@ class DeadLetter:
     def envelope(self) -> dict[str, Any]:
         """The JSON envelope published on the dead-letter topic."""
         return {
-            "source": SOURCE, "received": beijing(self.received).isoformat(timespec="milliseconds"),
+            "source": SOURCE, "received": self.received.astimezone(CHINA_TZ).isoformat(timespec="milliseconds"),
             "peer": self.peer, "mn": self.mn, "reason": self.reason, "detail": self.detail,
             "raw_b64": base64.b64encode(self.raw).decode("ascii"),
             # Readable copy for people; the bytes of record are raw_b64.
@@ -114,6 +115,9 @@ class MqttDownstream(Downstream):
         }
         self._client: aiomqtt.Client | None = None
         self._lock = asyncio.Lock()
+        # While the broker is away, packets fail at once instead of each one trying to connect.
+        self._backoff = Backoff(0.5, 10.0)
+        self._retry_at = 0.0
         self.connects = 0
         self.published = 0
 
@@ -133,11 +137,16 @@ class MqttDownstream(Downstream):
             return self._client
         async with self._lock:
             if self._client is None:
+                loop = asyncio.get_running_loop()
+                if loop.time() < self._retry_at:
+                    raise DownstreamError(f"broker {self.host}:{self.port} unreachable (next try soon)")
                 client = aiomqtt.Client(self.host, self.port, **self._args)
                 try:
                     await client.__aenter__()
                 except (aiomqtt.MqttError, OSError) as exc:
+                    self._retry_at = loop.time() + self._backoff.next()
                     raise DownstreamError(f"broker {self.host}:{self.port} unreachable: {exc}") from exc
+                self._backoff.reset()
                 if self.connects:
                     log.info("hj212 downstream reconnected to %s:%s", self.host, self.port)
                 self._client = client

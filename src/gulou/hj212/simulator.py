@@ -21,6 +21,7 @@ from gulou.hj212.convert import PeriodKind, period_bounds
 from gulou.hj212.crc import CrcVariant
 from gulou.hj212.sm4 import encrypt_area
 from gulou.hj212.stations import StationConfig
+from gulou.timeutil import CHINA_TZ
 
 FaultKind = Literal["swapped_crc", "modbus_crc", "plus6", "lower_crc", "no_crlf", "tcp_split", "pnum_split",
                     "oversized", "lost_ack"]
@@ -196,7 +197,7 @@ class Aggregator:
     def add(self, moment: datetime, values: Mapping[str, float], flags: Mapping[str, str]
             ) -> list[tuple[PeriodKind, datetime, dict[str, tuple[float, float, float]], dict[str, str]]]:
         """Feed one real-time reading (Beijing time); return the periods it closed."""
-        local = build.beijing(moment)
+        local = moment.astimezone(CHINA_TZ)
         closed = []
         for kind in ("minute", "hour"):
             start, _ = period_bounds(local, kind, self.minutes)
@@ -230,6 +231,6 @@ class Aggregator:
 
 def calibrating(moment: datetime, hour: int = 2, minutes: int = 15) -> bool:
     """Whether the station's daily zero/span check is running (gas analysers flag their values C)."""
-    local = build.beijing(moment)
+    local = moment.astimezone(CHINA_TZ)
     return local.hour == hour and local.minute < minutes
 

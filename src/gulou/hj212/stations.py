@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gulou.devices.catalog import CATALOG
 from gulou.hj212.crc import CRC_VARIANTS, CrcVariant
 from gulou.hj212.sm4 import parse_key
+from gulou.timeutil import CHINA_TZ_NAME
 
 StationKind = Literal["evaluation", "micro"]
 StationType = Literal["air_station", "water_station"]
@@ -97,7 +98,7 @@ class StationConfig(BaseModel):
     kind: StationKind = "evaluation"
     st: str | None = Field(default=None, description="expected system code; default 22 air, 21 water")
     codes: dict[str, CodeMap | None] = Field(default_factory=dict, description="overrides; null drops a code")
-    timezone: str = "Asia/Shanghai"
+    timezone: str = CHINA_TZ_NAME
     minute_interval_min: int = 10
     valid_flags: frozenset[str] = DEFAULT_VALID_FLAGS
     missing_flag: Literal["invalid", "N"] = "invalid"

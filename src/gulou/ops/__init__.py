@@ -1,0 +1,1 @@
+"""Operating the services: health verdicts, Prometheus metrics and ``/healthz``, logging setup."""

@@ -1,0 +1,50 @@
+"""Health verdicts of a collector from its reported health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gulou.ops.health import State, Verdict, collector_verdict, select, worst
+
+HEALTHY: dict[str, Any] = {"connected": True, "stalled": False, "reconnects": 0, "received": 10, "stored": 10,
+                           "rejected": 0, "spool": {"depth": 0, "bytes": 0, "max_bytes": 100, "fill_ratio": 0.0}}
+
+
+def verdict(age_s: float | None = 2.0, **changes: Any) -> Verdict:
+    return collector_verdict("gulou-ingest-1", {**HEALTHY, **changes}, age_s)
+
+
+def test_connected_collector_with_empty_spool_is_ok() -> None:
+    v = verdict()
+    assert v.state is State.OK and v.reasons == ()
+    assert v.to_json()["state"] == "ok"
+
+
+def test_disconnected_stalled_or_silent_collectors_are_down() -> None:
+    assert verdict(connected=False).state is State.DOWN
+    assert verdict(stalled=True).state is State.DOWN
+    assert verdict(age_s=31.0).state is State.DOWN
+    assert verdict(age_s=None).state is State.DOWN
+    assert "stalled" in " ".join(verdict(stalled=True).reasons)
+
+
+def test_full_spool_is_down_and_a_filling_one_degraded() -> None:
+    full = verdict(spool={"depth": 40, "fill_ratio": 1.0})
+    assert full.state is State.DOWN and "spool full" in full.reasons[0]
+    disk = verdict(spool={"depth": 3, "fill_ratio": 0.1, "full": True, "full_reason": "disk full"})
+    assert disk.state is State.DOWN and "disk full" in disk.reasons[0]
+    assert verdict(spool={"depth": 2, "fill_ratio": 0.01}).state is State.DEGRADED
+    assert verdict(spool={"depth": 0, "fill_ratio": 0.85}).state is State.DEGRADED
+
+
+def test_exit_codes_and_worst_state() -> None:
+    assert [int(s) for s in (State.OK, State.DEGRADED, State.DOWN)] == [0, 1, 2]
+    assert worst([verdict(), verdict(spool={"depth": 1, "fill_ratio": 0.0})]) is State.DEGRADED
+    assert worst([verdict(), verdict(connected=False)]) is State.DOWN
+    assert worst([]) is State.DOWN
+
+
+def test_select_by_slot_prefix() -> None:
+    rows = {"gulou-ingest-1": 1, "gulou-ingest-1-0": 2, "gulou-ingest-10": 3, "other": 4}
+    assert set(select(rows, "gulou-ingest-1")) == {"gulou-ingest-1", "gulou-ingest-1-0"}
+    assert set(select(rows, None)) == set(rows)

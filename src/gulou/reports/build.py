@@ -12,6 +12,7 @@ import polars as pl
 
 from gulou.devices.registry import Device, Registry, Site
 from gulou.reports import air, city, district, water
+from gulou.reports.cache import DailyCache
 from gulou.reports.model import DayAqi, Period, Report, ReportKind, RiverOdour
 from gulou.reports.source import StoreSource
 from gulou.reports.stations import evaluation_stations, indicative, water_body
@@ -65,28 +66,62 @@ class _Air:
     district_days: list[DayAqi]
 
 
-def _air(source: StoreSource, devices: list[Device], evaluation: list[Device], start: datetime,
-         until: datetime) -> _Air:
-    days = _days(start, until)
-    frames = source.iter_readings("air", start, until, air.POLLUTANTS)
-    grid, daily = air.station_days(frames, devices, days[0], days[-1])
-    return _Air(grid, daily, days, district.district_days(daily, evaluation, days))
+def _month_after(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-def _previous_pm25(source: StoreSource, devices: list[Device], evaluation: list[Device], year: int) -> float | None:
+def _air(source: StoreSource, devices: list[Device], evaluation: list[Device], start: datetime, until: datetime,
+         cache: DailyCache | None = None, keep_from: datetime | None = None) -> _Air:
+    """Station daily values and district days from ``start`` to ``until``.
+
+    Whole months ending by ``keep_from`` come from the cache when it has them; the rest is computed (and its
+    complete months cached). The hour grid covers only the computed part, which always holds ``keep_from`` on.
+    """
+    ids = [d.id for d in devices]
+    keep_from = keep_from or start
+    parts: list[pl.DataFrame] = []
+    fresh = start
+    month = start.astimezone(CHINA_TZ).date().replace(day=1)
+    while cache is not None and _midnight(_month_after(month)) <= min(keep_from, until):
+        hit = cache.get(month, source.count("air", _midnight(month), _midnight(_month_after(month))), ids)
+        if hit is None:
+            break
+        parts.append(hit)
+        fresh = _midnight(_month_after(month))
+        month = _month_after(month)
+    days = _days(fresh, until)
+    grid, daily = air.station_days(source.iter_readings("air", fresh, until, air.POLLUTANTS), devices, days[0],
+                                   days[-1])
+    if cache is not None:
+        month = days[0].replace(day=1)
+        while _midnight(_month_after(month)) <= until:
+            first, after = _midnight(month), _midnight(_month_after(month))
+            part = daily.filter((pl.col("day") >= month) & (pl.col("day") < _month_after(month)))
+            cache.put(month, source.count("air", first, after), ids, part)
+            month = _month_after(month)
+    daily = pl.concat([*parts, daily]) if parts else daily
+    all_days = _days(start, until)
+    return _Air(grid, daily, all_days, district.district_days(daily, evaluation, all_days))
+
+
+def _previous_pm25(source: StoreSource, devices: list[Device], evaluation: list[Device], year: int,
+                   cache: DailyCache | None) -> float | None:
     """The previous year's valid annual PM2.5 mean from the store, when it holds that year."""
     start, end = _midnight(date(year - 1, 1, 1)), _midnight(date(year, 1, 1))
     stored = source.counts(start, end)
     if not any(stored.get(d.id) for d in evaluation):
         return None
-    previous = _air(source, devices, evaluation, start, end)
+    previous = _air(source, devices, evaluation, start, end, cache, end)
     result = annual_mean([(d.date, d.concentrations.get("pm25")) for d in previous.district_days])
     return result.value
 
 
 def build_report(store: Path, registry: Registry, kind: ReportKind, when: date, now: datetime | None = None,
-                 targets: TargetsFile | None = None) -> Report:
-    """The report of ``kind`` for the day, month or year containing ``when``, from the store file."""
+                 targets: TargetsFile | None = None, cache_dir: Path | None = None) -> Report:
+    """The report of ``kind`` for the day, month or year containing ``when``, from the store file.
+
+    With ``cache_dir``, station daily values of complete months are kept there and reused (see ``cache``).
+    """
     now = now or datetime.now(CHINA_TZ)
     period = period_for(kind, when, now)
     start, until = period.start, period.data_until
@@ -94,7 +129,8 @@ def build_report(store: Path, registry: Registry, kind: ReportKind, when: date, 
     air_devices = registry.by_domain("air")
     evaluation = evaluation_stations(registry)
     with StoreSource(store) as source:
-        ytd_air = _air(source, air_devices, evaluation, year_start, until)
+        cache = DailyCache(cache_dir) if cache_dir is not None else None
+        ytd_air = _air(source, air_devices, evaluation, year_start, until, cache, start)
         period_days = [d for d in ytd_air.district_days if d.date >= start.date()]
         counts = source.counts(start, until)
         capture = district.air_capture(ytd_air.grid, air_devices, counts, start, until)
@@ -125,7 +161,7 @@ def build_report(store: Path, registry: Registry, kind: ReportKind, when: date, 
         due = sum(max(0, int((until - year_start).total_seconds() // d.interval_s)) for d in sorting_points)
         stored = sum(min(ytd_counts.get(d.id, 0), int((until - year_start).total_seconds() // d.interval_s))
                      for d in sorting_points)
-        previous_pm25 = _previous_pm25(source, air_devices, evaluation, start.year)
+        previous_pm25 = _previous_pm25(source, air_devices, evaluation, start.year, cache)
 
     ratio, good, valid = district.good_days(period_days)
     # The calendar shows the month to date in a daily report, else the report's own days.

@@ -70,6 +70,12 @@ class StoreSource:
             yield self.readings(domain, start, end, metrics)
             start = end
 
+    def count(self, domain: str, since: datetime, until: datetime) -> int:
+        """Stored readings of a domain in ``[since, until)``."""
+        row = self._db.execute("SELECT COUNT(*) FROM readings WHERE domain = ? AND ts_ms >= ? AND ts_ms < ?",
+                               (domain, _ms(since), _ms(until))).fetchone()
+        return int(row[0])
+
     def counts(self, since: datetime, until: datetime) -> dict[str, int]:
         """Stored readings per device in ``[since, until)``."""
         rows = self._db.execute(

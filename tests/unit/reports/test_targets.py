@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, datetime
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from gulou.reports.model import Report
 from gulou.reports.push import report_markdown
 from gulou.reports.targets import Figure, TargetsError, TargetsFile, load_targets, status
 from gulou.rules.standards import CHINA_TZ
+from gulou.sinks.embedded import EmbeddedStore
+from gulou.tsdb.records import Batch, Point
 from tests.unit.reports import monthdata
 
 SHIPPED = Path(__file__).parents[3] / "src/gulou/data/targets.yaml"
@@ -151,3 +154,25 @@ def test_push_message_carries_the_key_figures(month_report: Report) -> None:
     assert "黑臭：东西河" in text and "测试楼一（橙色预警）" in text
     assert "目标「重污染天数」：未完成" in text
     assert text.endswith("[查看完整报告](https://reports.example/2026-05.html)")
+
+
+def test_daily_reports_reuse_cached_months(month_store: Path, month_registry: Registry, tmp_path: Path) -> None:
+    store = tmp_path / "gulou.db"
+    shutil.copyfile(month_store, store)
+    cache = tmp_path / "cache"
+    day = date(2026, 6, 1)
+    plain = build_report(store, month_registry, "daily", day, now=monthdata.REPORT_NOW)
+    first = build_report(store, month_registry, "daily", day, now=monthdata.REPORT_NOW, cache_dir=cache)
+    may = sorted(p.name for p in cache.glob("air-daily-*-2026-05-*.parquet"))
+    assert len(may) == 1 and "-2026-05-127588-" in may[0]  # 127588 air readings stored for May
+    second = build_report(store, month_registry, "daily", day, now=monthdata.REPORT_NOW, cache_dir=cache)
+    assert first.targets == second.targets == plain.targets
+    assert second.targets[0].actual == 0.8966  # May's 26 good of 29 valid days, read from the cache
+    # A late reading for May changes the month's count: its entry is computed again under a new name.
+    writer = EmbeddedStore(store)
+    writer.write(Batch(points=[Point("aq-a", "air", "air_station", "鼓东街道", "air-a",
+                                     int(datetime(2026, 5, 25, 12, tzinfo=CHINA_TZ).timestamp() * 1000),
+                                     {"pm25": 10.0})]))
+    writer.close()
+    build_report(store, month_registry, "daily", day, now=monthdata.REPORT_NOW, cache_dir=cache)
+    assert [p.name for p in cache.glob("air-daily-*-2026-05-*.parquet")] == [may[0].replace("127588", "127589")]

@@ -92,3 +92,18 @@ def select(collectors: Mapping[str, Any], prefix: str | None) -> dict[str, Any]:
     if not prefix:
         return dict(collectors)
     return {cid: h for cid, h in collectors.items() if cid == prefix or cid.startswith(prefix + "-")}
+
+
+def rules_verdict(stats: Mapping[str, Any], connected: bool, component: str = "rules") -> Verdict:
+    """The rules service: down while it hears no readings, degraded while notifications wait or readings drop."""
+    figures = {k: stats[k] for k in ("queued", "dropped", "active_alerts") if k in stats}
+    if not connected:
+        return Verdict(component, State.DOWN, ("not connected to the broker: no readings reach the rules",), figures)
+    degraded = []
+    for channel, counts in sorted((stats.get("channels") or {}).items()):
+        waiting = int(counts.get("kept", 0)) + int(counts.get("overflow", 0)) - int(counts.get("redelivered", 0))
+        if waiting > 0:
+            degraded.append(f"{channel}: {waiting} notifications waiting for redelivery")
+    if int(stats.get("dropped") or 0) > 0:
+        degraded.append(f"{stats['dropped']} readings dropped on a full queue since start")
+    return Verdict(component, State.DEGRADED if degraded else State.OK, tuple(degraded), figures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gulou.ops.health import State, Verdict, collector_verdict, select, worst
+from gulou.ops.health import State, Verdict, collector_verdict, rules_verdict, select, worst
 
 HEALTHY: dict[str, Any] = {"connected": True, "stalled": False, "reconnects": 0, "received": 10, "stored": 10,
                            "rejected": 0, "spool": {"depth": 0, "bytes": 0, "max_bytes": 100, "fill_ratio": 0.0}}
@@ -48,3 +48,13 @@ def test_select_by_slot_prefix() -> None:
     rows = {"gulou-ingest-1": 1, "gulou-ingest-1-0": 2, "gulou-ingest-10": 3, "other": 4}
     assert set(select(rows, "gulou-ingest-1")) == {"gulou-ingest-1", "gulou-ingest-1-0"}
     assert set(select(rows, None)) == set(rows)
+
+
+def test_rules_verdict() -> None:
+    calm = {"queued": 0, "dropped": 0, "channels": {"mqtt": {"delivered": 3}}}
+    assert rules_verdict(calm, connected=True).state is State.OK
+    assert rules_verdict(calm, connected=False).state is State.DOWN
+    waiting = {**calm, "channels": {"webhook": {"delivered": 1, "kept": 3, "redelivered": 1}}}
+    verdict = rules_verdict(waiting, connected=True)
+    assert verdict.state is State.DEGRADED and verdict.reasons == ("webhook: 2 notifications waiting for redelivery",)
+    assert rules_verdict({**calm, "dropped": 5}, connected=True).state is State.DEGRADED

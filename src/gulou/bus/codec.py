@@ -1,0 +1,62 @@
+"""Records on the bus: JSON bodies, and message ids derived from the message so redeliveries de-duplicate."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from gulou.bus.base import Delivery, Envelope
+from gulou.tsdb.records import DeadLetter, Point, StatusEvent
+
+Record = Point | StatusEvent | DeadLetter
+
+
+def reading_id(point: Point) -> str:
+    """A reading is identified by device and observation time: the store's idempotency key too."""
+    return f"r:{point.device_id}:{point.ts_ms}"
+
+
+def status_id(event: StatusEvent) -> str:
+    """A status message is identified by device, time and state."""
+    return f"s:{event.device_id}:{event.ts_ms}:{int(event.online)}"
+
+
+def dead_id(letter: DeadLetter) -> str:
+    """A rejected message is identified by its topic and raw bytes (its receive time differs per redelivery)."""
+    digest = hashlib.blake2b(letter.topic.encode("utf-8") + b"\0" + letter.payload, digest_size=16)
+    return f"d:{digest.hexdigest()}"
+
+
+def _dead_json(letter: DeadLetter) -> dict[str, Any]:
+    return {"topic": letter.topic, "payload": base64.b64encode(letter.payload).decode("ascii"),
+            "reason": letter.reason, "detail": letter.detail, "received_ms": letter.received_ms,
+            "device_id": letter.device_id, "domain": letter.domain}
+
+
+def _dumps(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def envelope(record: Record, partition: int | None) -> Envelope:
+    """The message to publish for a record; dead letters carry no partition."""
+    if isinstance(record, Point):
+        return Envelope("reading", partition, reading_id(record), _dumps(record.to_json()))
+    if isinstance(record, StatusEvent):
+        return Envelope("status", partition, status_id(record), _dumps(record.to_json()))
+    return Envelope("dead", None, dead_id(record), _dumps(_dead_json(record)))
+
+
+def decode(delivery: Delivery | Envelope) -> Record:
+    """The record a delivery carries; ValueError when the body does not match its kind."""
+    try:
+        data = json.loads(delivery.body)
+        if delivery.kind == "reading":
+            return Point(**data)
+        if delivery.kind == "status":
+            return StatusEvent(**data)
+        data["payload"] = base64.b64decode(data["payload"])
+        return DeadLetter(**data)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ValueError(f"bus message {delivery.msg_id!r} ({delivery.kind}): undecodable body: {exc}") from exc

@@ -19,9 +19,13 @@ def registry() -> Registry:
     return load_registry()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    """One Mosquitto for the test session on a free port (tests use distinct topics or client ids)."""
+    """A Mosquitto of the test's own on a free port.
+
+    Every test owns its broker state: the contract's topics are fixed (``gulou/...``), so a retained status or
+    a persistent session one test leaves behind would otherwise reach the next test's subscribers.
+    """
     with mosquitto_server(tmp_path_factory.mktemp("mosquitto")) as server:
         yield server
 

@@ -1,8 +1,7 @@
-"""Shared pieces of the rules integration tests: a signed-webhook endpoint and an async wait."""
+"""Shared pieces of the rules integration tests: a signed-webhook endpoint and a wait for delivery."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -11,7 +10,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from gulou.rules.service import RulesService
 from tests.servers import free_port
+from tests.waiting import wait_for_async
 
 
 class Webhook:
@@ -58,12 +59,20 @@ class Webhook:
         self.server.server_close()
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 30.0) -> bool:
-    """Poll ``predicate`` on the running loop until it holds or the timeout passes; return its last value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(predicate())
+async def delivered_everywhere(service: RulesService, seen_on_mqtt: Callable[[], int], timeout: float = 30.0) -> None:
+    """Wait until the engine is idle, every channel delivered every transition, and the MQTT subscriber has them all.
+
+    After this nothing more is on its way: a duplicate or a stray notification would already show in what the
+    test collected.
+    """
+
+    def done() -> bool:
+        made = service.engine.stats.transitions
+        return service.queue.empty() and not service._busy and all(
+            w.queue.empty() and w.stats["delivered"] + w.stats["redelivered"] >= made for w in service.workers)
+
+    await wait_for_async(done, timeout, "every transition delivered by every channel")
+    mqtt = [w for w in service.workers if w.channel.name == "mqtt"]
+    if mqtt:
+        await wait_for_async(lambda: seen_on_mqtt() >= mqtt[0].stats["delivered"] + mqtt[0].stats["redelivered"],
+                             timeout, "the MQTT subscriber to receive what the channel published")

@@ -20,8 +20,9 @@ from gulou.rules.alert_store import AlertStore
 from gulou.rules.model import load_rules
 from gulou.rules.service import MqttSource, RulesService
 from gulou.settings import Settings, parse_broker_url
-from tests.integration.rules.helpers import Webhook, until
+from tests.integration.rules.helpers import Webhook, delivered_everywhere
 from tests.servers import Mosquitto
+from tests.waiting import wait_for_async
 
 pytestmark = pytest.mark.integration
 SECRET = "webhook-test-secret"
@@ -87,7 +88,7 @@ async def _scenario(url: str, registry: Registry, hook: Webhook, store_path: Pat
         tasks = [tg.create_task(service.run()), tg.create_task(source.run()), tg.create_task(subscribe(ready))]
         await asyncio.wait_for(source.connected.wait(), 10)
         await asyncio.wait_for(ready.wait(), 10)
-        assert await until(lambda: service.channels_ready(), 10)
+        await wait_for_async(service.channels_ready, 10, "every channel ready")
         async with aiomqtt.Client(broker.host, broker.port, identifier="gulou-test-rules-pub") as pub:
             for device_id, values in CALM.items():
                 d = registry.get(device_id)
@@ -106,9 +107,9 @@ async def _scenario(url: str, registry: Registry, hook: Webhook, store_path: Pat
                 {"ts": (BASE + timedelta(minutes=31)).isoformat(), "state": "offline"}), qos=1, retain=True)
             await pub.publish(status_topic("air", "aq-001"), b"", qos=1, retain=True)  # clear the retained one
         want = len(EXPECTED) * 2 + 1
-        assert await until(lambda: len(seen_mqtt) >= want), seen_mqtt
-        assert await until(lambda: len(hook.received) >= want), (hook.received, hook.failed)
-        await asyncio.sleep(0.3)
+        await wait_for_async(lambda: len(seen_mqtt) >= want, 30, f"{want} alerts on MQTT")
+        await wait_for_async(lambda: len(hook.received) >= want, 30, f"{want} posts at the webhook")
+        await delivered_everywhere(service, lambda: len(seen_mqtt))
         service.stop()
         await tasks[0]
         for t in tasks[1:]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +24,9 @@ from gulou.rules.model import HeldRule, RateRule, load_rules
 from gulou.settings import Settings, parse_broker_url
 from gulou.simulators.publisher import SimConfig, run_simulation
 from gulou.simulators.scenario import Incident, Scenario, load_scenario, schedule
-from tests.integration.rules.helpers import Webhook, until
+from tests.integration.rules.helpers import Webhook, delivered_everywhere
 from tests.servers import Mosquitto
+from tests.waiting import wait_for_async
 
 pytestmark = pytest.mark.integration
 SECRET = "scenario-webhook-secret"
@@ -141,19 +144,21 @@ async def _run(url: str, registry: Registry, hook: Webhook, store: Path, start: 
         ready = asyncio.Event()
         reader = asyncio.create_task(subscribe(ready), name="alert-subscriber")
         await asyncio.wait_for(ready.wait(), 10)
-        await until(lambda: p.rules is not None and p.rules.channels_ready(), 10)
+        await wait_for_async(lambda: p.rules is not None and p.rules.channels_ready(), 10, "every channel ready")
         config = SimConfig(registry=registry, scenario=load_scenario("incidents"), seed=1, start=start,
                            sim_duration=sim_s, speed=0, offline_at_end=False, client_prefix="gulou-test-sim")
         summary = await run_simulation(config, broker)
         out["summary"] = summary
-        assert await until(lambda: p.collector.totals.received >= summary.published, 20)
+        await wait_for_async(lambda: p.collector.totals.received >= summary.published, 30,
+                             f"the collector to receive all {summary.published} messages")
         assert await p.rules.drain(timeout=20)
         # Every transition the engine made must reach both outside channels.
         made = p.rules.engine.stats.transitions
-        await until(lambda: len(hook.received) >= made and len(mqtt) >= made, 20)
+        await wait_for_async(lambda: len(hook.received) >= made and len(mqtt) >= made, 30,
+                             f"{made} transitions at the webhook and on MQTT")
         p.rules.tick()  # the clock at the end of the run must not invent silent devices
         assert await p.rules.drain(timeout=10)
-        await asyncio.sleep(0.3)
+        await delivered_everywhere(p.rules, lambda: len(mqtt))
         out["transitions"] = p.rules.engine.stats.transitions
         out["active"] = p.rules.engine.active()
         reader.cancel()
@@ -229,5 +234,15 @@ def test_demo_accounts_for_every_message(tmp_path: Path) -> None:
     result = json.loads(done.stdout)
     assert result["published"] > 0 and result["unaccounted"] == 0
     assert result["stored"] + result["rejected"] + result["spooled"] == result["published"]
+    # The store itself, not the demo's own summary of it: every published message is a row somewhere.
+    with closing(sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        readings, statuses, dead = (db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                                    for t in ("readings", "statuses", "deadletters"))
+        counted = dict(db.execute("SELECT outcome, SUM(n) FROM counts GROUP BY outcome").fetchall())
+    # A duplicate (same device and ts) overwrites its first copy; rejected messages are dead letters.
+    assert readings + statuses + result["faults"]["duplicate"] + dead == result["published"]
+    assert dead == result["rejected"] == counted.get("rejected", 0)
+    assert counted["received"] == result["published"] and counted["stored"] == result["stored"]
+    assert readings > 0 and statuses > 0
     # The run ends without every device announcing it went offline.
     assert not [a for a in result["alerts"] if a["rule_id"].startswith("device-offline")]

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import aiomqtt
 
 from gulou.settings import parse_broker_url
+from tests.waiting import wait_for_async
 
 T = TypeVar("T")
 
@@ -24,6 +25,10 @@ class Received:
 
     topics: list[str] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
+    # The subscriber's own marker: published after the run, delivered after everything queued before it.
+    barrier_topic: str = ""
+    barriers: int = 0
+    client: aiomqtt.Client | None = None
 
     def by_domain(self) -> Counter[str]:
         """Count per domain segment of the topic."""
@@ -34,12 +39,18 @@ class Received:
 async def listening(url: str, topic: str = "gulou/#", skip_retained: bool = True) -> AsyncIterator[Received]:
     """Subscribe at QoS 1 before the block starts; collect until it ends."""
     address = parse_broker_url(url)
-    received = Received()
-    async with aiomqtt.Client(address.host, address.port, identifier=f"test-sub-{uuid.uuid4().hex[:8]}") as client:
+    identifier = f"test-sub-{uuid.uuid4().hex[:8]}"
+    received = Received(barrier_topic=f"gulou/_barrier/{identifier}")
+    async with aiomqtt.Client(address.host, address.port, identifier=identifier) as client:
+        received.client = client
         await client.subscribe(topic, qos=1)
+        await client.subscribe(received.barrier_topic, qos=1)
 
         async def collect() -> None:
             async for message in client.messages:
+                if str(message.topic) == received.barrier_topic:
+                    received.barriers += 1
+                    continue
                 # A broker marks retained copies sent on subscription; live deliveries carry retain=0.
                 if skip_retained and message.retain:
                     continue
@@ -53,13 +64,18 @@ async def listening(url: str, topic: str = "gulou/#", skip_retained: bool = True
             task.cancel()
 
 
-async def settle(received: Received, expected: int, timeout: float = 20.0) -> None:
-    """Wait until ``expected`` messages arrived (QoS 1 delivery lags the last PUBACK slightly)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while len(received.topics) < expected and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)  # anything beyond the expected count would show up now
+async def settle(received: Received, expected: int, timeout: float = 60.0) -> None:
+    """Wait until ``expected`` messages arrived, then until a marker published after them came back.
+
+    The broker queues deliveries to one subscriber in order, so once the marker is back anything beyond the
+    expected count (a duplicate, a stray) has arrived too and shows in ``received``.
+    """
+    await wait_for_async(lambda: len(received.topics) >= expected, timeout,
+                         f"{expected} messages at the subscriber (got {len(received.topics)})")
+    assert received.client is not None
+    before = received.barriers
+    await received.client.publish(received.barrier_topic, b"barrier", qos=1)
+    await wait_for_async(lambda: received.barriers > before, timeout, "the subscriber's marker to come back")
 
 
 async def retained_statuses(url: str, wanted: int, timeout: float = 10.0) -> dict[str, dict[str, Any]]:

@@ -21,8 +21,9 @@ from typing import Any
 
 from gulou.hj212 import build
 from gulou.hj212.convert import StationReading
-from gulou.hj212.downstream import DeadLetter, Downstream, MqttDownstream
+from gulou.hj212.downstream import DeadLetter, Downstream
 from gulou.hj212.gateway import Gateway
+from gulou.hj212.mqtt import MqttDownstream
 from gulou.hj212.server import Hj212Server, ServerLimits
 from gulou.hj212.stations import StationBook, StationConfig
 from gulou.settings import parse_broker_url
@@ -140,7 +141,7 @@ async def _run(connections: int, packets: int, broker: str | None, say: Callable
     mqtt: MqttDownstream | None = None
     if broker:
         address = parse_broker_url(broker)
-        mqtt = MqttDownstream(address.host, address.port, client_id="gulou-hj212-bench", max_inflight=65535)
+        mqtt = MqttDownstream(address.host, address.port, client_id="gulou-hj212-bench")
         await mqtt.start()
         downstream = mqtt
     # History data, an hour old: well inside the accepted clock skew whatever the run's length.

@@ -76,6 +76,7 @@ class Gateway:
         self._seen: OrderedDict[DedupKey, bytes] = OrderedDict()
         self._partial: OrderedDict[PartKey, _Partial] = OrderedDict()
         self.routes: dict[str, Link] = {}  # MN → the link it last spoke on, for host requests
+        self._spoke: dict[int, set[str]] = {}  # id(link) → the MNs seen on it
         self._last: dict[str, Packet] = {}
 
     async def handle(self, event: FrameEvent, link: Link) -> None:
@@ -97,7 +98,9 @@ class Gateway:
         health.packets += 1
         health.version, health.peer, health.last_seen = packet.version, link.peer, self.now()
         health.notes.update(opened.notes)
-        self.routes[packet.mn] = link
+        if self.routes.get(packet.mn) is not link:
+            self.routes[packet.mn] = link
+            self._spoke.setdefault(id(link), set()).add(packet.mn)
         self._last[packet.mn] = packet
         if packet.cn in DATA_CNS:
             await self._data(opened, event.raw, link)
@@ -221,6 +224,7 @@ class Gateway:
 
     def forget(self, link: Link) -> None:
         """A link closed: drop the routes that point at it."""
-        for mn in [mn for mn, route in self.routes.items() if route is link]:
-            del self.routes[mn]
+        for mn in self._spoke.pop(id(link), set()):
+            if self.routes.get(mn) is link:
+                del self.routes[mn]
 

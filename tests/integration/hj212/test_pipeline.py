@@ -17,7 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gulou.devices.registry import Registry
 from gulou.hj212 import build
-from gulou.hj212.downstream import DEADLETTER_TOPIC, Downstream, MqttDownstream
+from gulou.hj212.downstream import DEADLETTER_TOPIC, Downstream
+from gulou.hj212.mqtt import MqttDownstream
 from gulou.hj212.simulator import FAULTS, FaultPlan, StationEncoder
 from gulou.hj212.station_client import SimulatedStation, StationClient, run_stations
 from gulou.sinks.embedded import EmbeddedStore

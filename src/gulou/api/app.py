@@ -1,14 +1,18 @@
 """The API application: list and read alerts, act on them, manage silences, take work-order callbacks."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError
+from starlette.routing import Match
 
 from gulou import __version__
 from gulou.api.auth import Operators
@@ -30,13 +34,21 @@ from gulou.workflow.store import AlertFilter, WorkflowStore
 
 Clock = Callable[[], datetime]
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not JSON"},
     401: {"model": Problem, "description": "No or unknown bearer token"},
     404: {"model": Problem, "description": "No such record"},
     409: {"model": Problem, "description": "Someone else changed it first, or the state does not allow it"},
 }
 Ref = Annotated[str, Path(min_length=1, max_length=300, pattern=r"^[^\x00/]+$",
                           description="The alert's number, or its engine alert_id")]
+# Accepting bare numbers as Unix times would let typos through: an ISO date and time with its offset only.
+ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|z|[+-]\d{2}:\d{2})$"
 SilenceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def invalid(loc: tuple[str, ...], message: str) -> RequestValidationError:
+    """A 422 answer shaped like FastAPI's own validation errors (as the OpenAPI spec says)."""
+    return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
 
 
 def create_app(store: WorkflowStore, operators: Operators, *, dispatch_secret: str | None = None,
@@ -59,6 +71,22 @@ def create_app(store: WorkflowStore, operators: Operators, *, dispatch_secret: s
     Operator = Annotated[str, Depends(operator)]
     Reader = Annotated[str | None, Depends(reader)]
 
+    @app.middleware("http")
+    async def allow_header(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Starlette names only the first route of a path in Allow; a path may have several (GET and POST).
+        response = await call_next(request)
+        if response.status_code == 405:
+            methods = {m for r in app.routes if isinstance(r, APIRoute) and r.matches(request.scope)[0] != Match.NONE
+                       for m in r.methods or ()}
+            response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
+
+    def single(request: Request, *names: str) -> None:
+        # FastAPI would quietly take the last of a repeated single-valued parameter.
+        for name in names:
+            if len(request.query_params.getlist(name)) > 1:
+                raise invalid(("query", name), "give this parameter at most once")
+
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
@@ -73,7 +101,8 @@ def create_app(store: WorkflowStore, operators: Operators, *, dispatch_secret: s
 
     @app.exception_handler(DataError)
     async def _bad_data(_: Request, exc: DataError) -> JSONResponse:
-        return JSONResponse({"detail": f"the database refused a value: {exc.orig}"}, status_code=422)
+        problem = {"loc": ["body"], "msg": f"the database refused a value: {exc.orig}", "type": "value_error"}
+        return JSONResponse({"detail": [problem]}, status_code=422)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:
@@ -83,6 +112,7 @@ def create_app(store: WorkflowStore, operators: Operators, *, dispatch_secret: s
 
     @app.get("/alerts", tags=["alerts"], responses=ERRORS)
     def list_alerts(
+        request: Request,
         _: Reader,
         status: Annotated[list[str] | None, Query(description="new, escalated, acknowledged, assigned, closed")]
         = None,
@@ -92,16 +122,21 @@ def create_app(store: WorkflowStore, operators: Operators, *, dispatch_secret: s
         street: Annotated[Text | None, Query()] = None,
         device_id: Annotated[Text | None, Query()] = None,
         rule_id: Annotated[Text | None, Query()] = None,
-        since: Annotated[datetime | None, Query(description="last seen at or after (with offset)")] = None,
+        since: Annotated[str | None, Query(pattern=ISO_WITH_OFFSET, json_schema_extra={"format": "date-time"},
+                                           description="last seen at or after, with offset")] = None,
         open_only: Annotated[bool, Query(description="leave out closed alerts")] = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> list[AlertRecord]:
         """Alerts, newest first, filtered."""
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since needs a UTC offset, e.g. 2026-05-01T08:00:00+08:00")
+        single(request, "condition", "domain", "street", "device_id", "rule_id", "since", "open_only", "limit",
+               "offset")
+        try:
+            since_at = datetime.fromisoformat(since) if since else None
+        except ValueError:
+            raise invalid(("query", "since"), f"{since!r} is not a date and time") from None
         flt = AlertFilter(status=tuple(status or ()), condition=condition, severity=tuple(severity or ()),
-                          domain=domain, street=street, device_id=device_id, rule_id=rule_id, since=since,
+                          domain=domain, street=street, device_id=device_id, rule_id=rule_id, since=since_at,
                           open_only=open_only)
         return store.alerts(flt, limit=limit, offset=offset)
 
@@ -132,9 +167,11 @@ def create_app(store: WorkflowStore, operators: Operators, *, dispatch_secret: s
         return store.act(ref, lambda a: transitions.close(a, who, body.note, now), body.version)
 
     @app.get("/silences", tags=["silences"], responses=ERRORS)
-    def list_silences(_: Reader, active: Annotated[bool, Query(description="only those in force now")] = False,
+    def list_silences(request: Request, _: Reader,
+                      active: Annotated[bool, Query(description="only those in force now")] = False,
                       include_cancelled: bool = False) -> list[Silence]:
         """Silences, newest first."""
+        single(request, "active", "include_cancelled")
         return store.silences.find(active_at=clock() if active else None, include_cancelled=include_cancelled)
 
     @app.post("/silences", tags=["silences"], status_code=201, responses=ERRORS)
@@ -143,7 +180,7 @@ def create_app(store: WorkflowStore, operators: Operators, *, dispatch_secret: s
         try:
             scope = body.scope()
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise invalid(("body",), str(exc)) from None
         return store.silences.create(scope, body.starts_at, body.ends_at, body.reason, who, clock())
 
     @app.get("/silences/{silence_id}", tags=["silences"], responses=ERRORS)
@@ -179,8 +216,8 @@ def create_app(store: WorkflowStore, operators: Operators, *, dispatch_secret: s
             raise HTTPException(401, str(exc)) from None
         try:
             report = WorkOrderCallback.model_validate_json(raw)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
         return await asyncio.to_thread(store.work_order_progress, report.work_order_id, report.status,
                                        report.note, report.photo_url, clock())
 

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from gulou.workflow.dispatch import WorkOrderCallback
 from gulou.workflow.model import AlertRecord, AssigneeKind, HistoryEntry, Silence, SilenceScope, WorkOrder
 
 # No NUL characters: neither database keeps them in text.
 Text = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00]*$")]
+
+
+def _iso_only(value: Any) -> Any:
+    # Numbers would be read as Unix times; a typo should be refused rather than land in 1970.
+    if not isinstance(value, str | datetime):
+        raise ValueError("expected an ISO 8601 date and time with its UTC offset")
+    return value
+
+
+When = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 __all__ = ["AckIn", "AlertDetail", "AssignIn", "CloseIn", "Problem", "SilenceIn", "SilencePatch",
@@ -46,15 +57,19 @@ class CloseIn(_In):
 
 
 class SilenceIn(_In):
-    """A maintenance window: what it covers, when, and why."""
+    """A maintenance window: what it covers (at least one of the five), when, and why."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("device_id", "site", "street", "rule_id", "domain")]})
 
     device_id: Name | None = None
     site: Name | None = None
     street: Name | None = None
     rule_id: Name | None = None
     domain: Name | None = None
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: When
+    ends_at: When
     reason: Name
 
     def scope(self) -> SilenceScope:
@@ -66,8 +81,8 @@ class SilenceIn(_In):
 class SilencePatch(_In):
     """Move the window or change the reason."""
 
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: When | None = None
+    ends_at: When | None = None
     reason: Name | None = None
 
 

@@ -110,7 +110,7 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influx]:
 def _simulator_messages(registry: Registry, start: datetime, end: datetime) -> list[tuple[str, bytes]] | None:
     """Messages from gulou.simulators.generate when it is there (parameters matched by name)."""
     try:
-        from gulou.simulators import generate  # type: ignore[attr-defined]
+        from gulou.simulators import generate
     except ImportError:
         return None
     params = inspect.signature(generate).parameters

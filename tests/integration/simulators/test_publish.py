@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from gulou.devices.catalog import DOMAINS as CATALOG_DOMAINS
 from gulou.devices.registry import Registry
 from gulou.settings import parse_broker_url
 from gulou.simulators import SimConfig, SimSummary, load_scenario, run_simulation
@@ -17,7 +18,7 @@ from tests.servers import Mosquitto
 from tests.unit.simulators.helpers import START, per_type, subset
 
 pytestmark = pytest.mark.integration
-DOMAINS = {"water", "air", "waste", "parking", "structure"}
+DOMAINS = set(CATALOG_DOMAINS)
 FAULTS = {"malformed": 0.01, "duplicate": 0.01, "unknown_device": 0.01, "out_of_order": 0.01}
 
 

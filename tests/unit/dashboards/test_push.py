@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from gulou.cli import cli
 from gulou.dashboards.common import DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID
-from gulou.dashboards.generate import BUILDERS
+from gulou.dashboards.generate import builders
 
 
 class FakeGrafana:
@@ -128,7 +128,7 @@ def test_push_creates_datasource_folder_and_dashboards(grafana: tuple[str, FakeG
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
     assert summary["datasource"] == "created" and summary["folder"] == "created"
-    assert set(summary["dashboards"]) == set(fake.dashboards) and len(fake.dashboards) == len(BUILDERS)
+    assert set(summary["dashboards"]) == set(fake.dashboards) and len(fake.dashboards) == len(builders())
     ds = fake.datasources[DATASOURCE_UID]
     assert ds["jsonData"]["dbName"] == "gulou" and ds["url"] == "http://influxdb:8086"
     assert ds["secureJsonData"]["httpHeaderValue1"] == "Token influx-secret"

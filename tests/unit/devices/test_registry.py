@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from gulou.cli import cli
-from gulou.devices.registry import BIN_CATEGORIES, STREETS, Registry, RegistryError, load_registry
+from gulou.devices.catalog import DOMAINS
+from gulou.devices.registry import STREETS, Registry, RegistryError, load_registry
+from gulou.devices.types.smart_bin import BIN_CATEGORIES
 
 GOOD = """\
 sites:
@@ -50,7 +52,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_shipped_registry_is_a_realistic_gulou_deployment(registry: Registry) -> None:
     assert len(registry) >= 300
     by_domain = Counter(d.domain for d in registry)
-    assert set(by_domain) == {"water", "air", "waste", "parking", "structure"}
+    assert set(by_domain) == set(DOMAINS)
     assert {d.street for d in registry} == set(STREETS)
     rivers = {d.site.river for d in registry.by_domain("water")}
     assert {"白马河", "安泰河", "东西河", "晋安河"} <= rivers
@@ -122,4 +124,4 @@ def test_cli_generate_writes_loadable_registry(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["devices"] == 2000
     reg = load_registry(out)
-    assert {d.domain for d in reg} == {"water", "air", "waste", "parking", "structure"}
+    assert {d.domain for d in reg} == set(DOMAINS)

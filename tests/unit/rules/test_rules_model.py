@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from gulou.cli import cli
+from gulou.devices.catalog import DOMAINS
 from gulou.rules.model import (
     SEVERITIES,
     AbsenceRule,
@@ -78,9 +79,9 @@ def test_not_a_rule_file() -> None:
 def test_default_set_loads_and_covers_every_domain() -> None:
     rules = load_rules()
     assert [p.name for p in default_rule_files()] == sorted(p.name for p in default_rule_files())
-    assert {r.domain for r in rules} == {"water", "air", "waste", "parking", "structure"}
+    assert {r.domain for r in rules} == set(DOMAINS)
     offline = {r.domain for r in rules if isinstance(r, AbsenceRule)}
-    assert offline == {"water", "air", "waste", "parking", "structure"}
+    assert offline == set(DOMAINS)
     assert {r.kind for r in rules} == {"threshold", "held", "window", "rate", "absence", "ratio"}
     for r in rules:
         assert r.severity in SEVERITIES

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from gulou.rules.standards import aqi, iaqi
+from gulou.rules.standards import Mode, aqi, iaqi
 
 OLD = date(2025, 6, 1)  # HJ 633-2012 / GB 3095-2012
 NEW = date(2026, 6, 1)  # HJ 633-2026 / GB 3095-2026 transition
@@ -23,7 +23,7 @@ PM10_2026 = [(0, 0), (50, 50), (120, 100), (250, 150), (350, 200), (420, 300), (
 @pytest.mark.parametrize(("pollutant", "at", "table"), [
     ("pm25", OLD, PM25_2012), ("pm25", NEW, PM25_2026), ("pm10", OLD, PM10_2012), ("pm10", NEW, PM10_2026)])
 def test_every_pm_breakpoint_gives_its_exact_iaqi(pollutant: str, at: date, table: list[tuple[int, int]],
-                                                  mode: str) -> None:
+                                                  mode: Mode) -> None:
     # PM hourly concentrations are rated on the 24 h column too, so both modes agree.
     for conc, expected in table:
         assert aqi({pollutant: conc}, at, mode).iaqi[pollutant] == expected, conc
@@ -62,7 +62,7 @@ def test_exact_decimal_arithmetic_on_co_columns() -> None:
 @pytest.mark.parametrize(("values", "mode"), [
     ({"pm25": 600}, "daily"), ({"pm10": 700}, "daily"), ({"so2": 3000}, "daily"), ({"no2": 4000}, "hourly"),
     ({"co": 200}, "hourly"), ({"o3": 1500}, "daily"), ({"pm25": 500.1}, "hourly")])
-def test_capped_at_500_above_the_top_breakpoint(values: dict[str, float], mode: str, at: date) -> None:
+def test_capped_at_500_above_the_top_breakpoint(values: dict[str, float], mode: Mode, at: date) -> None:
     result = aqi(values, at, mode)
     assert result.aqi == 500
     assert result.category == "严重污染"
@@ -113,10 +113,10 @@ class TestSo2Above800:
 @pytest.mark.parametrize("mode", ["hourly", "daily"])
 @pytest.mark.parametrize("at", [OLD, NEW])
 class TestO3EightHourAbove800:
-    def test_800_is_300(self, at: date, mode: str) -> None:
+    def test_800_is_300(self, at: date, mode: Mode) -> None:
         assert aqi({"o3_8h": 800}, at, mode).iaqi == {"o3_8h": 300}
 
-    def test_1h_iaqi_is_used_instead(self, at: date, mode: str) -> None:
+    def test_1h_iaqi_is_used_instead(self, at: date, mode: Mode) -> None:
         # O3 1 h 1000 -> 400 (breakpoint); the 8 h value gives no IAQI.
         result = aqi({"o3_8h": 900, "o3": 1000}, at, mode)
         assert result.iaqi == {"o3": 400}
@@ -124,13 +124,13 @@ class TestO3EightHourAbove800:
         assert result.primary_pollutants == ["o3"]
         assert "1 h IAQI is used" in result.notes[0]
 
-    def test_without_1h_value_rated_on_the_1h_column_with_a_note(self, at: date, mode: str) -> None:
+    def test_without_1h_value_rated_on_the_1h_column_with_a_note(self, at: date, mode: Mode) -> None:
         # 1 h column 800..1000 -> 300..400: 300 + 100*(900-800)/200 = 350
         result = aqi({"o3_8h": 900}, at, mode)
         assert result.iaqi == {"o3_8h": 350}
         assert "no 1 h value" in result.notes[0]
 
-    def test_without_1h_value_capped_at_500(self, at: date, mode: str) -> None:
+    def test_without_1h_value_capped_at_500(self, at: date, mode: Mode) -> None:
         assert aqi({"o3_8h": 1300}, at, mode).iaqi == {"o3_8h": 500}
 
 
@@ -230,6 +230,6 @@ def test_bad_input() -> None:
     with pytest.raises(ValueError, match="no pollutant values"):
         aqi({}, NEW, "hourly")
     with pytest.raises(ValueError, match="mode"):
-        aqi({"pm25": 1}, NEW, "weekly")
+        aqi({"pm25": 1}, NEW, "weekly")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="finite"):
         aqi({"pm25": float("nan")}, NEW, "hourly")

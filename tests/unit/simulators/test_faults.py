@@ -15,7 +15,7 @@ from gulou.simulators.faults import check_rates
 from tests.unit.simulators.helpers import FAR_FUTURE, START
 
 RATE = 0.04
-RATES = dict.fromkeys(FAULT_KINDS, RATE)
+RATES: dict[str, float] = dict.fromkeys(FAULT_KINDS, RATE)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from gulou.devices.catalog import DOMAINS
 from gulou.devices.contract import Decoder, Reading, Rejection, StatusUpdate
 from gulou.devices.registry import Registry
 from gulou.simulators import Generator, SimMessage, generate, load_scenario
@@ -85,7 +86,7 @@ def test_payloads_carry_local_rfc3339_time_and_a_sequence_per_device(hour: list[
 
 def test_every_generated_message_passes_the_decoder(registry: Registry, hour: list[SimMessage]) -> None:
     decoder = Decoder(registry)
-    kinds = Counter()
+    kinds: Counter[str] = Counter()
     for m in hour:
         result = decoder.decode(m.topic, m.payload, now=FAR_FUTURE)
         assert not isinstance(result, Rejection), (m.topic, m.payload, result)
@@ -94,7 +95,7 @@ def test_every_generated_message_passes_the_decoder(registry: Registry, hour: li
 
 
 def test_every_domain_is_published(hour: list[SimMessage]) -> None:
-    assert {m.domain for m in hour if m.kind == "telemetry"} == {"water", "air", "waste", "parking", "structure"}
+    assert {m.domain for m in hour if m.kind == "telemetry"} == set(DOMAINS)
 
 
 def test_closing_early_sends_offline_once_for_devices_still_online(registry: Registry) -> None:

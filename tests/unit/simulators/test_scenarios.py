@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def stream(incidents_registry: Registry) -> list[SimMessage]:
                          sim_duration=HOURS * 3600))
 
 
-def within(rows: list[tuple], start_h: float, end_h: float) -> list[dict]:
+def within(rows: list[tuple[datetime, dict[str, Any]]], start_h: float, end_h: float) -> list[dict[str, Any]]:
     """Payloads whose simulated time lies in [start_h, end_h) hours after START."""
     lo, hi = START + timedelta(hours=start_h), START + timedelta(hours=end_h)
     return [p for t, p in rows if lo <= t < hi]

@@ -283,3 +283,16 @@ def test_downstream_failure_on_a_dead_letter_is_counted_not_answered() -> None:
     _run(gateway, link, air_packet(moment=""))
     assert link.sent == [] and gateway.accounting.failed_reasons == {DownstreamError.__name__: 1}
     _balanced(gateway)
+
+
+def test_back_filled_data_is_accepted_and_marked() -> None:
+    gateway, memory = _gateway()
+    link = FakeLink()
+    backfill = build.frame(build.segment(qn="20261130093000999", st="22", cn="2061", pw="123456", mn=AIR_MN, flag=9,
+                                         backfill=True, cp="DataTime=20261129080000;a34004-Avg=31.2,a34004-Flag=N"))
+    _run(gateway, link, backfill)
+    (reading,) = memory.readings
+    assert reading.backfill and reading.period == "hour"
+    assert reading.payload()["backfill"] is True and "backfill" not in memory.readings[0].payload(extended=False)
+    # HJ 212-2025 version bits are echoed in the answer: Flag 9 → 8.
+    assert link.cns() == ["9014"] and b";Flag=8;" in link.sent[0]

@@ -125,6 +125,29 @@ def _broker_dropped(port: int) -> int:
     return got.get("dropped", 0)
 
 
+def _wait_subscribed(port: int, client_ids: list[str], timeout: float = 60.0) -> None:
+    """Block until each collector's stall probe came back through the broker, so its subscriptions are in effect."""
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        seen.add(msg.topic.rsplit("/", 1)[-1])
+        if seen >= set(client_ids):
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gulou-bench-ready")
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe("gulou/_probe/+")
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise RuntimeError(f"collectors not subscribed after {timeout:.0f} s: {sorted(set(client_ids) - seen)}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> BenchResult:
     """Run both phases and return the figures."""
     with tempfile.TemporaryDirectory(prefix="gulou-bench-") as tmp:
@@ -184,9 +207,11 @@ def _pipeline(port: int, config: BenchConfig, registry_file: Path, devices_file:
         env_args = ["--broker", f"mqtt://127.0.0.1:{port}", "--store", str(work / "bench.db"),
                     "--registry", str(registry_file), "--share-group", "bench", "--batch-size", str(config.batch_size),
                     "--log-level", "WARNING"]
-        procs = [subprocess.Popen([sys.executable, "-m", "gulou", "ingest", *env_args, "--client-id",
-                                   f"gulou-bench-ingest-{n}"]) for n in range(config.workers)]
-        time.sleep(3)  # let every worker subscribe before the burst
+        ids = [f"gulou-bench-ingest-{n}" for n in range(config.workers)]
+        procs = [subprocess.Popen([sys.executable, "-m", "gulou", "ingest", *env_args, "--client-id", cid])
+                 for cid in ids]
+        # A shared subscription has no session: messages published before a worker subscribed are lost to it.
+        _wait_subscribed(port, ids)
     store = EmbeddedStore.from_settings(settings)
     started = time.perf_counter()
     gen = _loadgen(port, config.qos, config.messages, devices_file, "gulou-bench-pub-2", config.rate)

@@ -1,6 +1,8 @@
-"""A device type added in one place: registered here only (the catalog patched for the test), a noise monitor
-with a new domain and site kind goes through the contract, the registry, synthetic registries, the simulator,
-rule files, the rules engine and dashboard generation without any other module knowing about it."""
+"""A device type added in one place: registered here only (the catalog patched for the test), a throwaway noise
+monitor with its own domain and site kind goes through the contract, the registry, synthetic registries, the
+simulator, rule files, the rules engine and dashboard generation without any other module knowing about it.
+
+Its names carry a ``trial`` prefix so that a real noise monitor added to the catalog later does not collide."""
 
 from __future__ import annotations
 
@@ -31,15 +33,15 @@ START = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
 class NoiseMonitor(DeviceType):
     """Roadside environmental noise monitor (GB 3096 functional-zone monitoring)."""
 
-    name: ClassVar[str] = "noise_monitor"
-    domain: ClassVar[str] = "noise"
+    name: ClassVar[str] = "trial_noise_monitor"
+    domain: ClassVar[str] = "trial_noise"
     description: ClassVar[str] = "Environmental noise monitor (LAeq, LAmax)"
     default_interval_s: ClassVar[int] = 60
     metrics: ClassVar[tuple[Metric, ...]] = (
         Metric("laeq", "dB(A)", "Equivalent continuous A-weighted sound level", minimum=20, maximum=140),
         Metric("lamax", "dB(A)", "Maximum A-weighted sound level", minimum=20, maximum=150),
     )
-    site_kind: ClassVar[str] = "noise_site"
+    site_kind: ClassVar[str] = "trial_noise_site"
     synthetic_share: ClassVar[float] = 0.05
     calm: ClassVar[Mapping[str, Value]] = {"laeq": 55.0, "lamax": 68.0}
     simulator: ClassVar[str] = f"{__name__}:NoisePattern"
@@ -48,7 +50,7 @@ class NoiseMonitor(DeviceType):
 class NoisePattern(Pattern):
     """Traffic noise: louder in the rush hours."""
 
-    type_name: ClassVar[str] = "noise_monitor"
+    type_name: ClassVar[str] = "trial_noise_monitor"
     decimals: ClassVar[dict[str, int]] = {"laeq": 1, "lamax": 1}
 
     def __init__(self, device: Device, seed: int, env: Environment) -> None:
@@ -76,26 +78,26 @@ def noise_type(monkeypatch: pytest.MonkeyPatch) -> Iterator[NoiseMonitor]:
 
 
 def _registry() -> Registry:
-    sites = [{"id": "noise-wusi", "kind": "noise_site", "name": "五四路噪声点位", "street": "温泉街道", "lat": 26.09,
+    sites = [{"id": "noise-wusi", "kind": "trial_noise_site", "name": "五四路噪声点位", "street": "温泉街道", "lat": 26.09,
               "lon": 119.31},
              {"id": "air-wusi", "kind": "air_site", "name": "五四路空气点位", "street": "温泉街道", "lat": 26.09,
               "lon": 119.31}]
-    devices = [{"id": "noise-001", "type": "noise_monitor", "site": "noise-wusi", "name": "五四路噪声监测仪"},
+    devices = [{"id": "noise-001", "type": "trial_noise_monitor", "site": "noise-wusi", "name": "五四路噪声监测仪"},
                {"id": "aq-001", "type": "air_station", "site": "air-wusi", "name": "五四路空气质量微站"}]
     return parse_registry({"sites": sites, "devices": devices}, "test")
 
 
 @pytest.mark.usefixtures("noise_type")
 def test_domain_and_site_kind_come_from_the_type() -> None:
-    assert domains()[-1] == "noise" and "noise_site" in site_kinds()
+    assert domains()[-1] == "trial_noise" and "trial_noise_site" in site_kinds()
     registry = _registry()
     device = registry.get("noise-001")
-    assert device is not None and device.domain == "noise" and device.interval_s == 60
+    assert device is not None and device.domain == "trial_noise" and device.interval_s == 60
 
 
 def test_without_the_type_its_domain_and_site_kind_are_unknown() -> None:
-    assert "noise" not in domains()
-    with pytest.raises(ValueError, match="unknown site kind 'noise_site'"):
+    assert "trial_noise" not in domains()
+    with pytest.raises(ValueError, match="unknown site kind 'trial_noise_site'"):
         _registry()
 
 
@@ -103,7 +105,7 @@ def test_without_the_type_its_domain_and_site_kind_are_unknown() -> None:
 def test_contract_decodes_the_new_type() -> None:
     decoder = Decoder(_registry())
     now = START + timedelta(minutes=5)
-    topic = telemetry_topic("noise", "noise-001")
+    topic = telemetry_topic("trial_noise", "noise-001")
     ok = decoder.decode(topic, json.dumps({"ts": START.isoformat(), **NoiseMonitor.calm}).encode(), now=now)
     assert isinstance(ok, Reading) and ok.values == dict(NoiseMonitor.calm)
     loud = decoder.decode(topic, json.dumps({"ts": START.isoformat(), "laeq": 170.0}).encode(), now=now)
@@ -115,8 +117,8 @@ def test_contract_decodes_the_new_type() -> None:
 
 @pytest.mark.usefixtures("noise_type")
 def test_simulator_models_the_new_type_and_it_can_go_silent() -> None:
-    assert pattern_class("noise_monitor") is NoisePattern
-    assert "noise_monitor" in incident_types("device_silent")
+    assert pattern_class("trial_noise_monitor") is NoisePattern
+    assert "trial_noise_monitor" in incident_types("device_silent")
     registry = _registry()
     decoder = Decoder(registry)
     scenario = Scenario(name="t", incidents=[Incident(kind="device_silent", target="noise-wusi", at=1800,
@@ -135,10 +137,10 @@ def test_simulator_models_the_new_type_and_it_can_go_silent() -> None:
 def test_synthetic_registries_include_the_new_type() -> None:
     sites, rows = synthetic_registry(400, seed=2)
     registry = parse_registry({"sites": sites, "devices": rows}, "synthetic")
-    noise = [d for d in registry if d.type == "noise_monitor"]
+    noise = [d for d in registry if d.type == "trial_noise_monitor"]
     total = sum(t.synthetic_share for t in CATALOG.values())
     assert len(noise) == math.floor(400 * NoiseMonitor.synthetic_share / total)
-    assert {d.site.kind for d in noise} == {"noise_site"} and len(registry) == 400
+    assert {d.site.kind for d in noise} == {"trial_noise_site"} and len(registry) == 400
 
 
 @pytest.mark.usefixtures("noise_type")
@@ -147,8 +149,8 @@ def test_a_rule_file_for_the_new_domain_validates_and_fires() -> None:
 rules:
 - id: noise-laeq-over-70
   kind: threshold
-  domain: noise
-  device_type: noise_monitor
+  domain: trial_noise
+  device_type: trial_noise_monitor
   metric: laeq
   op: ">"
   limit: 70
@@ -170,8 +172,8 @@ rules:
 @pytest.mark.usefixtures("noise_type")
 def test_dashboards_get_a_plain_board_for_the_new_domain() -> None:
     boards = build_all(_registry())
-    assert set(boards) == {*BUILDERS, "noise.json"}
-    board = boards["noise.json"]
+    assert set(boards) == {*BUILDERS, "trial_noise.json"}
+    board = boards["trial_noise.json"]
     queries = [t["query"] for p in board["panels"] for t in p["targets"]]
-    assert board["uid"] == "gulou-noise" and len(board["panels"]) == 2
-    assert all('FROM "noise"' in q for q in queries) and any('mean("laeq")' in q for q in queries)
+    assert board["uid"] == "gulou-trial_noise" and len(board["panels"]) == 2
+    assert all('FROM "trial_noise"' in q for q in queries) and any('mean("laeq")' in q for q in queries)

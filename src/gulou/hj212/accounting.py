@@ -49,6 +49,7 @@ class Accounting:
 
     def __init__(self) -> None:
         self.received = 0
+        self.closed = 0  # packets whose outcome is decided
         self.outcomes: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.failed_reasons: Counter[str] = Counter()
@@ -71,6 +72,7 @@ class Accounting:
     def outcome(self, outcome: Outcome, reason: str | None = None, mn: str | None = None) -> None:
         """Close one received packet's account."""
         self.outcomes[outcome] += 1
+        self.closed += 1
         if outcome == "rejected" and reason:
             self.reasons[reason] += 1
             self._log.warning(reason, "hj212 packet rejected: %s (MN %s)", reason, mn)
@@ -85,7 +87,7 @@ class Accounting:
     @property
     def in_flight(self) -> int:
         """Packets received whose outcome is not decided yet."""
-        return self.received - sum(self.outcomes.values())
+        return self.received - self.closed
 
     def snapshot(self, open_connections: int = 0) -> dict[str, Any]:
         """Everything as plain data (``gulou hj212`` prints it, ``gulou stats`` will read it)."""

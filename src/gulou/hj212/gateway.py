@@ -8,6 +8,7 @@ connection: one logger may carry several MNs, and an MN may come back on a new c
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from gulou.hj212.framing import FrameError, FrameEvent
 from gulou.hj212.segment import Packet
 from gulou.hj212.stations import StationBook
 
+log = logging.getLogger(__name__)
 # Refusals about the content of a trusted packet: the station cannot fix them by sending again, so
 # once the dead letter is recorded the packet is answered (a packet never acked repeats forever, §1.3).
 ACK_AFTER_DEAD_LETTER = frozenset({"bad_cp", "missing_datatime", "bad_datatime", "future_timestamp", "bad_value",
@@ -83,6 +85,17 @@ class Gateway:
         """Account for one framed event from ``link``; never raises on bad input."""
         acc = self.accounting
         acc.received += 1
+        closed = acc.closed
+        try:
+            await self._handle(event, link)
+        except Exception:
+            # A bug must cost one packet (unanswered, so the station sends it again), never the link.
+            log.exception("hj212 packet from %s could not be handled", link.peer)
+            if acc.closed == closed:
+                acc.outcome("failed", "internal_error")
+
+    async def _handle(self, event: FrameEvent, link: Link) -> None:
+        acc = self.accounting
         if isinstance(event, FrameError):
             await self._refuse(DeadLetter(event.raw, event.reason, event.detail, None, link.peer, self.now()),
                                None, link)

@@ -296,3 +296,15 @@ def test_back_filled_data_is_accepted_and_marked() -> None:
     assert reading.payload()["backfill"] is True and "backfill" not in memory.readings[0].payload(extended=False)
     # HJ 212-2025 version bits are echoed in the answer: Flag 9 → 8.
     assert link.cns() == ["9014"] and b";Flag=8;" in link.sent[0]
+
+
+def test_an_internal_error_costs_one_packet_not_the_link() -> None:
+    class Broken(MemoryDownstream):
+        async def deliver(self, readings: Sequence[StationReading]) -> None:
+            raise RuntimeError("a bug")
+
+    link = FakeLink()
+    gateway, _ = _gateway(downstream=Broken())
+    _run(gateway, link, SAMPLE_A_WIRE, SAMPLE_B_WIRE)
+    assert link.sent == [] and gateway.accounting.failed_reasons == {"internal_error": 2}
+    _balanced(gateway)

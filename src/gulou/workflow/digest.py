@@ -22,17 +22,17 @@ def is_urgent(item: QueuedItem) -> bool:
     return item.event in ("firing", "renotify") and SEVERITY_RANK.get(item.severity, 0) >= URGENT_RANK
 
 
-def sent_in_window(sent: Sequence[datetime], now: datetime) -> int:
-    """Messages sent in the minute up to ``now``."""
-    return sum(1 for at in sent if now - WINDOW < at <= now)
+def sent_in_window(sent: Sequence[datetime], now: datetime, window: timedelta = WINDOW) -> int:
+    """Messages sent in the window (a minute) up to ``now``."""
+    return sum(1 for at in sent if now - window < at <= now)
 
 
-def next_slot(sent: Sequence[datetime], now: datetime, per_minute: int) -> datetime:
+def next_slot(sent: Sequence[datetime], now: datetime, per_minute: int, window: timedelta = WINDOW) -> datetime:
     """The earliest moment another message may go out."""
-    recent = sorted(at for at in sent if now - WINDOW < at <= now)
+    recent = sorted(at for at in sent if now - window < at <= now)
     if len(recent) < per_minute:
         return now
-    return recent[len(recent) - per_minute] + WINDOW
+    return recent[len(recent) - per_minute] + window
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def plan(items: Sequence[QueuedItem], sent: Sequence[datetime], now: datetime, l
     normal = [i for i in ready if not is_urgent(i)]
     if normal and (now - min(i.created_at for i in normal)).total_seconds() < limit.group_wait_s:
         normal = []
-    used = sent_in_window(sent, now)
+    used = sent_in_window(sent, now, timedelta(seconds=limit.window_s))
     batches = _fit(_units(urgent, limit), limit.per_minute - used, limit, True)
     used += len(batches)
     batches += _fit(_units(normal, limit), limit.per_minute - limit.urgent_reserve - used, limit, False)
@@ -103,7 +103,7 @@ def plan(items: Sequence[QueuedItem], sent: Sequence[datetime], now: datetime, l
 
 def wake_at(items: Sequence[QueuedItem], sent: Sequence[datetime], now: datetime, limit: ChannelLimit) -> datetime:
     """When ``plan`` may next have something to send (for the flush loop to sleep until)."""
-    candidates = [next_slot(sent, now, limit.per_minute)]
+    candidates = [next_slot(sent, now, limit.per_minute, timedelta(seconds=limit.window_s))]
     for i in items:
         start = i.next_attempt_at or i.created_at
         if not is_urgent(i):

@@ -63,6 +63,8 @@ class ChannelLimit(_Model):
     """How much one channel (one robot) may be sent, and how waiting notifications are grouped."""
 
     per_minute: int = Field(default=20, ge=1)
+    # The span ``per_minute`` counts over: a minute for the robots; shorter only to test the limiter quickly.
+    window_s: float = Field(default=60.0, gt=0)
     # Non-urgent notifications wait this long for company, so alerts that arrive together make one digest.
     group_wait_s: float = Field(default=10.0, ge=0)
     # This many notifications of one rule at once are a storm: one message with the count and the worst.

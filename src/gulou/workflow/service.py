@@ -159,8 +159,9 @@ class WorkflowService:
     def _plan(self, channel: str) -> list[Batch]:
         now = self.wall()
         items = self.store.outbox.waiting(channel)
-        sent = self.store.outbox.sent_since(channel, now - timedelta(minutes=1))
-        return plan(items, sent, now, self.policy.routing.limit(channel))
+        limit = self.policy.routing.limit(channel)
+        sent = self.store.outbox.sent_since(channel, now - timedelta(seconds=limit.window_s))
+        return plan(items, sent, now, limit)
 
     def _record_sent(self, channel: str, batch: Batch, message: RobotMessage) -> None:
         self.store.outbox.sent(channel, batch.items, batch.kind, message.title, self.wall())
@@ -193,7 +194,7 @@ class WorkflowService:
         for channel in self.store.outbox.channels():
             limit = self.policy.routing.limit(channel)
             items = self.store.outbox.waiting(channel)
-            sent = self.store.outbox.sent_since(channel, now - timedelta(minutes=1))
+            sent = self.store.outbox.sent_since(channel, now - timedelta(seconds=limit.window_s))
             soonest = min(soonest, wake_at(items, sent, now, limit))
         return max(0.05, (soonest - now).total_seconds())
 

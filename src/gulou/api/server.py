@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -11,7 +10,7 @@ from fastapi import FastAPI
 from gulou.api.app import create_app
 from gulou.api.auth import Operators
 from gulou.settings import Settings
-from gulou.workflow.config import ApiSettings, WorkflowSettings
+from gulou.workflow.config import api_section, workflow_section
 from gulou.workflow.store import WorkflowStore
 
 log = logging.getLogger(__name__)
@@ -19,18 +18,6 @@ log = logging.getLogger(__name__)
 
 class ServeError(ValueError):
     """The API cannot start with this configuration."""
-
-
-def workflow_settings(settings: Settings) -> WorkflowSettings:
-    """The workflow section (defaults when the settings have none)."""
-    section: Any = getattr(settings, "workflow", None)
-    return section if isinstance(section, WorkflowSettings) else WorkflowSettings()
-
-
-def api_settings(settings: Settings) -> ApiSettings:
-    """The API section (defaults when the settings have none)."""
-    section: Any = getattr(settings, "api", None)
-    return section if isinstance(section, ApiSettings) else ApiSettings()
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -43,7 +30,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def build_app(settings: Settings, store: WorkflowStore | None = None) -> FastAPI:
     """The API over the configured workflow database, with the operators of the configured tokens file."""
-    wf, api = workflow_settings(settings), api_settings(settings)
+    wf, api = workflow_section(settings), api_section(settings)
     if api.tokens_file is None:
         raise ServeError("no operators: set GULOU_API__TOKENS_FILE to a YAML file of operators and tokens")
     operators = Operators.load(api.tokens_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -49,3 +50,15 @@ class ApiSettings(_Section):
     public_url: str | None = None
     # Let GET requests through without a token (a trusted network, for Grafana's links).
     open_reads: bool = False
+
+
+def workflow_section(settings: Any) -> WorkflowSettings:
+    """``settings.workflow`` (defaults when the settings carry no such section)."""
+    section = getattr(settings, "workflow", None)
+    return section if isinstance(section, WorkflowSettings) else WorkflowSettings()
+
+
+def api_section(settings: Any) -> ApiSettings:
+    """``settings.api`` (defaults when the settings carry no such section)."""
+    section = getattr(settings, "api", None)
+    return section if isinstance(section, ApiSettings) else ApiSettings()

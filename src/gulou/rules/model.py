@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -21,7 +21,7 @@ from gulou.timeutil import CHINA_TZ
 
 # Days, daily ratios and "the standard in force on the observation date" follow Beijing time.
 Severity = Literal["informational", "low", "medium", "high", "critical"]
-SEVERITIES: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 # Derived metrics and the raw metrics each is computed from. The standards tables load lazily, so the water
 # inputs are named here; tests/unit/rules/test_standards_rule_files.py ties them to gb3838 and black_odour.

@@ -166,3 +166,10 @@ def test_a_changed_table_changes_the_dashboards(edited_tables: Path, registry: R
     assert 6.5 in codmn.values() and 6 not in codmn.values()
     crack = _panel(boards["structure.json"], "裂缝宽度")
     assert _steps(crack)[0] == pytest.approx(0.6 * structure_table().crack_limits["masonry"].value)
+
+
+def test_alert_boards_colour_every_rule_severity() -> None:
+    from gulou.dashboards.operations import SEVERITY_COLOURS
+    from gulou.rules.model import SEVERITIES
+
+    assert set(SEVERITY_COLOURS) == set(SEVERITIES)

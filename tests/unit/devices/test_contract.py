@@ -183,3 +183,11 @@ def test_every_metric_documents_unit_and_description(dtype: DeviceType) -> None:
     assert dtype.default_interval_s > 0
     # The domain is a topic level and a measurement name: one lowercase word.
     assert re.fullmatch(r"[a-z][a-z0-9_]*", dtype.domain)
+
+
+def test_every_reason_is_described_once() -> None:
+    from typing import get_args
+
+    from gulou.devices.contract import Reason
+
+    assert list(REASONS) == list(get_args(Reason))

@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gulou.app.ingest import IngestOptions, build_collector
+from gulou.devices.catalog import CATALOG
 from gulou.devices.contract import TELEMETRY_FILTER, Reading, StatusUpdate
 from gulou.devices.registry import dump_registry, load_registry
 from gulou.devices.synthetic import synthetic_registry
@@ -152,7 +153,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> B
     """Run both phases and return the figures."""
     with tempfile.TemporaryDirectory(prefix="gulou-bench-") as tmp:
         work = Path(tmp)
-        sites, rows = synthetic_registry(max(config.devices, 6), seed=1)
+        sites, rows = synthetic_registry(max(config.devices, len(CATALOG)), seed=1)
         registry_file = work / "registry.yaml"
         registry_file.write_text(dump_registry(sites, rows), encoding="utf-8")
         registry = load_registry(registry_file)

@@ -7,6 +7,7 @@ import click
 from gulou.bench.ingest_bench import BenchConfig, as_dict, run_bench
 from gulou.cli.common import echo_json, json_option, load_settings
 from gulou.cli.rules import bench_rules
+from gulou.devices.catalog import CATALOG
 
 
 @click.group()
@@ -16,7 +17,7 @@ def bench() -> None:
 
 @bench.command("ingest")
 @click.option("--messages", type=click.IntRange(1000), default=200_000, show_default=True)
-@click.option("--devices", type=click.IntRange(6), default=1000, show_default=True)
+@click.option("--devices", type=click.IntRange(len(CATALOG)), default=1000, show_default=True)
 @click.option("--qos", type=click.Choice(["0", "1"]), default="1", show_default=True)
 @click.option("--sink", type=click.Choice(["embedded", "influx"]), default="embedded", show_default=True)
 @click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,

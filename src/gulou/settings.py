@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
@@ -65,6 +65,9 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
 class MqttSettings(Section):
     """The MQTT broker the devices publish to (none: an embedded broker on this machine)."""
 
@@ -112,6 +115,29 @@ class SpoolSettings(Section):
 
     dir: Path | None = None
     max_bytes: int = 512 * 1024 * 1024
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # An empty GULOU_SPOOL__DIR= would otherwise be "." and put the spool in the working directory.
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+class OpsSettings(Section):
+    """Operating a long-running service: where ``/metrics`` and ``/healthz`` listen, JSON log lines."""
+
+    listen: str | None = None
+    log_json: bool = False
+
+
+class LimitsSettings(Section):
+    """Bounds on what devices may send and on how long rejects and accounting are kept."""
+
+    max_payload_bytes: int = 64 * 1024
+    deadletter_copy_bytes: int = 4096
+    deadletter_retention_days: float = 30.0
+    deadletter_max_rows: int = 1_000_000
+    counts_retention_days: float = 400.0
 
 
 class WebhookSettings(Section):
@@ -225,6 +251,16 @@ class Settings(BaseSettings):
     dingtalk: DingTalkSettings = DingTalkSettings()
     wecom: WeComSettings = WeComSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+    ops: OpsSettings = OpsSettings()
+    limits: LimitsSettings = LimitsSettings()
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"log level {value!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
 
     @classmethod
     def settings_customise_sources(
@@ -256,3 +292,20 @@ class Settings(BaseSettings):
     def broker_address(self) -> BrokerAddress | None:
         """The configured broker, or ``None`` when the embedded broker should be used."""
         return self.mqtt.address()
+
+    def plugin_section(self, name: str, model: type[SectionT]) -> SectionT:
+        """A plugin's own section, declared in the plugin's module: ``GULOU_<NAME>__<KEY>`` variables (or ``.env``).
+
+        Sections of the shipped plugins are fields above; this lets a new source, sink or channel bring its
+        settings in its one module instead of editing this file.
+        """
+        prefix = f"gulou_{name.lower()}__"
+        dotenv_file = self.model_config.get("env_file")
+        values: dict[str, Any] = {}
+        if isinstance(dotenv_file, str) and Path(dotenv_file).is_file():
+            from dotenv import dotenv_values
+
+            values.update({k.lower()[len(prefix):]: v for k, v in dotenv_values(dotenv_file).items()
+                           if k.lower().startswith(prefix) and v is not None})
+        values.update({k.lower()[len(prefix):]: v for k, v in os.environ.items() if k.lower().startswith(prefix)})
+        return model.model_validate(values)

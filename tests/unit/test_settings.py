@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gulou.settings import LEGACY, Settings
+from gulou.settings import LEGACY, Section, Settings
 
 
 def test_nested_variables_set_a_section(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,3 +61,18 @@ def test_unknown_key_in_a_section_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("GULOU_INFLUX__URLL", "http://typo")
     with pytest.raises(ValidationError, match="urll"):
         Settings()
+
+
+class _KafkaSection(Section):
+    brokers: str
+    topic: str = "gulou"
+
+
+def test_a_plugin_declares_its_own_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GULOU_KAFKA__BROKERS", "127.0.0.1:9092")
+    section = Settings().plugin_section("kafka", _KafkaSection)
+    assert section.brokers == "127.0.0.1:9092"
+    assert section.topic == "gulou"
+    monkeypatch.setenv("GULOU_KAFKA__TYPO", "x")
+    with pytest.raises(ValidationError, match="typo"):
+        Settings().plugin_section("kafka", _KafkaSection)

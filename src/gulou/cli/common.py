@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import click
 from pydantic import ValidationError
 
 from gulou.devices.registry import Registry, RegistryError, load_registry
+from gulou.ops.logs import configure
 from gulou.settings import Settings
 
 
@@ -32,12 +31,13 @@ def open_registry(settings: Settings) -> Registry:
 
 
 def setup_logging(level: str) -> None:
-    """Log to stderr so stdout stays clean for ``--json`` output."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Log to stderr so stdout stays clean for ``--json`` output: Beijing-time text, or JSON lines when
+    ``GULOU_OPS__LOG_JSON`` is set; the embedded broker's INFO chatter stays out (``gulou.ops.logs``)."""
+    try:
+        json_lines = Settings().ops.log_json
+    except (ValidationError, ValueError):
+        json_lines = False
+    configure(level, json_lines)
 
 
 def echo_json(data: Any) -> None:

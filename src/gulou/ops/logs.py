@@ -55,18 +55,29 @@ class BeijingJsonFormatter(JsonFormatter):
         return _beijing(record)
 
 
-def configure(level: str, json_lines: bool = False, stream: IO[str] | None = None) -> None:
-    """Set up the root logger on stderr (stdout stays clean for ``--json`` output); raises on a bad level."""
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler ``configure`` installs (so a second call replaces it)."""
+
+
+def configure(level: str, json_lines: bool = False, stream: IO[str] | None = None, force: bool = False) -> None:
+    """Set up the root logger on stderr (stdout stays clean for ``--json`` output); raises on a bad level.
+
+    Like ``logging.basicConfig``, a root logger someone else already set up (a test harness, an embedding
+    application) is left alone unless ``force``; the embedded broker is quietened either way.
+    """
     numeric = parse_level(level)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(BeijingJsonFormatter() if json_lines else BeijingFormatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(numeric)
     for name in CHATTY:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
+    root = logging.getLogger()
+    foreign = [h for h in root.handlers if not isinstance(h, _Handler)]
+    if foreign and not force:
+        return
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    handler = _Handler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(BeijingJsonFormatter() if json_lines else BeijingFormatter(TEXT_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(numeric)
 
 
 class Throttle:

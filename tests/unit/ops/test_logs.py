@@ -29,12 +29,12 @@ def test_level_names_are_validated() -> None:
     with pytest.raises(ValueError, match="log level 'verbose'"):
         parse_level("verbose")
     with pytest.raises(ValueError):
-        configure("INFOO")
+        configure("INFOO", force=True)
 
 
 def test_text_lines_carry_beijing_time_and_broker_info_is_kept_out() -> None:
     out = io.StringIO()
-    configure("INFO", stream=out)
+    configure("INFO", stream=out, force=True)
     logging.getLogger("gulou.test").info("stored %s readings", 3)
     logging.getLogger("amqtt.broker").info("client connected")
     logging.getLogger("amqtt.broker").warning("client refused")
@@ -46,14 +46,14 @@ def test_text_lines_carry_beijing_time_and_broker_info_is_kept_out() -> None:
 
 def test_debug_lets_the_broker_speak() -> None:
     out = io.StringIO()
-    configure("DEBUG", stream=out)
+    configure("DEBUG", stream=out, force=True)
     logging.getLogger("amqtt.broker").info("client connected")
     assert "client connected" in out.getvalue()
 
 
 def test_json_lines() -> None:
     out = io.StringIO()
-    configure("INFO", json_lines=True, stream=out)
+    configure("INFO", json_lines=True, stream=out, force=True)
     logging.getLogger("gulou.test").warning("设备 %s 离线", "st-001-ne", extra={"device": "st-001-ne"})
     record = json.loads(out.getvalue())
     assert record["level"] == "WARNING" and record["logger"] == "gulou.test"
@@ -71,3 +71,14 @@ def test_throttle_counts_what_it_holds_back() -> None:
     assert throttle.allow("other") == 0
     now[0] = 10.0
     assert throttle.allow("spool full") == 19
+
+
+def test_a_root_logger_set_up_elsewhere_is_left_alone() -> None:
+    out, mine = io.StringIO(), io.StringIO()
+    configure("INFO", stream=out, force=True)
+    configure("WARNING", stream=io.StringIO())  # ours: replaced
+    root = logging.getLogger()
+    foreign = logging.StreamHandler(mine)
+    root.handlers[:] = [foreign]
+    configure("DEBUG", stream=out)
+    assert root.handlers == [foreign]

@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gulou.devices.registry import Registry
 from gulou.sinks.embedded import EmbeddedStore
+from tests.waiting import wait_for
 
 BASE_MS = int(time.time() * 1000) - 6 * 3600 * 1000  # six hours ago: valid, not in the future
 
@@ -66,35 +67,24 @@ class Publisher:
         self.client.reconnect_delay_set(1, 2)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        self.issued = 0  # messages handed to paho so far (sent, or queued while disconnected)
 
     def publish(self, messages: Iterable[Message], pace: Callable[[int], None] | None = None) -> None:
         """Publish and wait until the broker acknowledged every message."""
         infos = []
         for n, m in enumerate(messages):
             infos.append(self.client.publish(m.topic, m.payload, qos=1))
+            self.issued += 1
             if pace is not None:
                 pace(n)
         # Poll paho's own flag rather than wait_for_publish(): that raises for messages queued while
         # disconnected (rc NO_CONN), which paho still sends after it reconnects and marks published on PUBACK.
-        deadline = time.monotonic() + 90
-        while not all(info._published for info in infos):
-            assert time.monotonic() < deadline, "broker never acknowledged some messages"
-            time.sleep(0.05)
+        wait_for(lambda: all(info._published for info in infos), 90, "the broker to acknowledge every message")
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll until the predicate holds, else fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def accounted(store_path: Path) -> dict[str, Any]:
@@ -133,12 +123,58 @@ def start_ingest(broker_url: str, store: Path, client_id: str, *extra: str,
     )
 
 
+class LogFollower:
+    """Reads a process's output line by line as it comes, so a test can wait on what the process logged."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None, "start the process with stdout=PIPE"
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        stream = proc.stdout
+
+        def read() -> None:
+            for raw in stream:
+                with self._lock:
+                    self.lines.append(raw.decode(errors="replace"))
+
+        self.thread = threading.Thread(target=read, name=f"log-{proc.pid}", daemon=True)
+        self.thread.start()
+
+    def count(self, fragment: str) -> int:
+        """How many lines so far contain ``fragment``."""
+        with self._lock:
+            return sum(fragment in line for line in self.lines)
+
+    def text(self) -> str:
+        """Everything read so far."""
+        with self._lock:
+            return "".join(self.lines)
+
+
+_FOLLOWED: dict[int, LogFollower] = {}
+
+
+def follow_log(proc: subprocess.Popen[bytes]) -> LogFollower:
+    """Start reading a collector's log while it runs (``stop_ingest`` then returns the whole of it)."""
+    follower = _FOLLOWED[proc.pid] = LogFollower(proc)
+    return follower
+
+
 def stop_ingest(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> str:
-    """Stop a collector process and return its log."""
+    """Stop a collector process and return its log; one that does not stop within a minute is killed."""
     if proc.poll() is None:
         proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=60)
-    return out.decode(errors="replace")
+    follower = _FOLLOWED.pop(proc.pid, None) or LogFollower(proc)
+    note = ""
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        # Never leave a collector behind: it would hold its port, its files and the machine's cores.
+        proc.kill()
+        proc.wait(timeout=30)
+        note = f"\n[killed: still running 60 s after signal {sig}]\n"
+    follower.thread.join(timeout=10)
+    return follower.text() + note
 
 
 def run_in_thread(target: Callable[[], None]) -> threading.Thread:

@@ -22,8 +22,9 @@ from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER, Decoder, Rea
 from gulou.devices.registry import Device, Registry
 from gulou.sinks.embedded import EmbeddedStore
 from gulou.sinks.embedded_queries import rfc3339
-from tests.integration.ingest.pipeline import Message, Publisher, accounted, start_ingest, stop_ingest, wait_for
+from tests.integration.ingest.pipeline import Message, Publisher, accounted, start_ingest, stop_ingest
 from tests.servers import Mosquitto
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

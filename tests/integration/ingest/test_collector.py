@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,9 @@ from tests.integration.ingest.pipeline import (
     start_ingest,
     stop_ingest,
     telemetry_set,
-    wait_for,
 )
 from tests.servers import Mosquitto
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +73,8 @@ def test_broker_restart_mid_stream(own_mosquitto: Mosquitto, registry: Registry,
         else:
             # Its own persistent session survives the restart: publish while the broker is still down.
             second = run_in_thread(lambda: pub.publish(messages[2000:]))
-            time.sleep(1.0)
+            wait_for(lambda: pub.issued == len(messages) and not pub.client.is_connected(), 30,
+                     "the rest published into the publisher's session while the broker is down")
             own_mosquitto.start()
         second.join(90)
         assert not second.is_alive(), "publisher did not finish after the broker came back"
@@ -146,14 +146,17 @@ def test_sigterm_flushes_and_acks(own_mosquitto: Mosquitto, registry: Registry, 
     store = tmp_path / "g.db"
     proc = start_ingest(own_mosquitto.url, store, "it-term")
     wait_for(lambda: store.exists() and "it-term" in accounted(store)["collectors"], 20, "collector up")
-    messages = telemetry_set(registry, 5000)
+    messages = telemetry_set(registry, 20000)
     pub = Publisher(own_mosquitto.port, "it-pub-term")
     pub.publish(messages)
     pub.close()
-    wait_for(lambda: accounted(store)["stored"] > 500, 30, "collector busy")
+    wait_for(lambda: accounted(store)["stored"] > 1000, 30, "collector busy")
     log = stop_ingest(proc, signal.SIGTERM)
     assert proc.returncode == 0, log
     first = accounted(store)["received"]
+    # The stop landed mid-stream: otherwise nothing below would test what a graceful stop does with the rest.
+    assert first < len(messages), "collector finished before it was stopped; raise the count"
+    assert first == accounted(store)["stored"] and f"stopped: received {first}," in log
     # Whatever it had received was stored and acked: a restart gets only the rest, with no redelivery.
     proc = start_ingest(own_mosquitto.url, store, "it-term")
     try:

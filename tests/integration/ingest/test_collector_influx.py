@@ -19,14 +19,15 @@ from tests.integration.ingest.pipeline import (
     Message,
     Publisher,
     accounted,
+    follow_log,
     settled,
     start_ingest,
     stop_ingest,
     telemetry_set,
-    wait_for,
 )
 from tests.servers import Mosquitto
 from tests.tsdb import VictoriaMetrics
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -186,15 +187,18 @@ def test_full_spool_stops_acknowledging_and_loses_nothing(
     max_bytes = 40_000  # about ten batches of 20 readings
     env = influx_env(victoria_metrics, GULOU_SPOOL_MAX_BYTES=str(max_bytes))
     proc = start_collector(own_mosquitto, store, cid, env, "--batch-size", "20")
+    log = follow_log(proc)
     messages = telemetry_set(registry, 3000)
     try:
         victoria_metrics.stop()
         pub = Publisher(own_mosquitto.port, "it-pub-spool-full")
         pub.publish(messages)  # the broker acknowledged all: it holds what the collector does not take
-        wait_for(lambda: health(store, cid).get("spool", {}).get("fill_ratio", 0) >= 0.85, 15, "spool full")
-        time.sleep(1.0)  # health is a snapshot: let the last batches that still fitted land
+        # The collector says so when a batch no longer fits; from then on it holds that batch and takes nothing.
+        wait_for(lambda: log.count("spool full"), 30, "the collector to find its spool full")
+        wait_for(lambda: health(store, cid).get("spool", {}).get("fill_ratio", 0) >= 0.85, 30, "health showing it")
         full = accounted(store)
-        time.sleep(1.5)
+        refusals = log.count("spool full")
+        wait_for(lambda: log.count("spool full") >= refusals + 2, 30, "two more attempts at the held batch")
         held = accounted(store)
         # Nothing more is accepted (so nothing more acknowledged) while the spool is full.
         assert held["received"] == full["received"] < len(messages)
@@ -205,9 +209,9 @@ def test_full_spool_stops_acknowledging_and_loses_nothing(
         wait_for(lambda: accounted(store)["stored"] >= len(messages), 40, "everything stored after the TSDB returns")
         pub.close()
     finally:
-        log = stop_ingest(proc)
+        output = stop_ingest(proc)
     stats = accounted(store)
-    assert stats["received"] == stats["stored"] == len(messages), log
+    assert stats["received"] == stats["stored"] == len(messages), output
     assert stats["spooled"] == stats["rejected"] == 0
     assert stored_samples(victoria_metrics) == expected_samples(messages)
-    assert "spool full" in log
+    assert "spool full" in output

@@ -16,9 +16,9 @@ from tests.integration.ingest.pipeline import (
     settled,
     stop_ingest,
     telemetry_set,
-    wait_for,
 )
 from tests.servers import Mosquitto
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

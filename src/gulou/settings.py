@@ -167,6 +167,36 @@ class GrafanaSettings(Section):
     token: SecretStr | None = None
 
 
+class WorkflowSettings(Section):
+    """The alert workflow: its database (default: the store file), policy files, work-order dispatch."""
+
+    # postgresql+psycopg://user@host/db in production; None: sqlite:///<store>. Also GULOU_DATABASE_URL.
+    database_url: SecretStr | None = None
+    policy_dir: Path | None = None
+    dispatch_url: str | None = None
+    dispatch_secret: SecretStr | None = None
+    dispatch_secret_file: Path | None = None
+    signature_max_age_s: float = 300.0
+    flush_s: float = 2.0
+
+    def url(self, store: Path) -> str:
+        """The database URL: the configured one, else the embedded SQLite store file."""
+        return self.database_url.get_secret_value() if self.database_url else f"sqlite:///{store}"
+
+    def dispatch_key(self) -> str | None:
+        """The work-order shared secret, from the value or its file."""
+        return read_secret(self.dispatch_secret, self.dispatch_secret_file)
+
+
+class ApiSettings(Section):
+    """``gulou serve``: address, the operators' tokens file, the URL people reach it at."""
+
+    listen: str = "127.0.0.1:8088"
+    tokens_file: Path | None = None
+    public_url: str | None = None
+    open_reads: bool = False
+
+
 # Flat names (environment variables without the prefix, and CLI flag names) → (section, key).
 LEGACY: dict[str, tuple[str, str]] = {
     "broker": ("mqtt", "url"),
@@ -190,6 +220,7 @@ LEGACY: dict[str, tuple[str, str]] = {
     "wecom_webhook": ("wecom", "webhook"),
     "grafana_url": ("grafana", "url"),
     "grafana_token": ("grafana", "token"),
+    "database_url": ("workflow", "database_url"),
 }
 
 
@@ -253,6 +284,8 @@ class Settings(BaseSettings):
     grafana: GrafanaSettings = GrafanaSettings()
     ops: OpsSettings = OpsSettings()
     limits: LimitsSettings = LimitsSettings()
+    workflow: WorkflowSettings = WorkflowSettings()
+    api: ApiSettings = ApiSettings()
 
     @field_validator("log_level")
     @classmethod

@@ -10,10 +10,26 @@ from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
 
 MetricKind = Literal["float", "int", "bool"]
 Value = float | int | bool
+# What a value describes: an instant (real-time) or a period's mean starting at ``ts`` (HJ 212 2051/2061/2031).
+Period = Literal["rtd", "minute", "hour", "day"]
+DEFAULT_PERIOD: Period = "rtd"
+# An HJ 212 data flag: one letter (N, F, M, S, D, C, T, B by HJ 212-2017 table 8; vendors add their own).
+DataFlag = Annotated[str, StringConstraints(pattern=r"^[A-Z]$")]
+# Payload fields that are not metric values.
+NOT_METRICS = frozenset({"ts", "seq", "period", "flags", "backfill"})
 
 
 def known_domain(value: str) -> str:
@@ -65,11 +81,22 @@ class PayloadBase(BaseModel):
     ts: AwareDatetime | int
     # Bounded above too: stores keep it as a signed 64-bit integer (SQLite INTEGER, line protocol i64).
     seq: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    # Optional station fields (HJ 212 gateway): the period a value covers (absent: real-time), and data sent
+    # again from the logger's memory (RF=1). Per-metric ``flags`` are added per type (their keys are its metrics).
+    period: Period | None = None
+    backfill: bool | None = None
 
     def metrics(self) -> dict[str, float | int | bool]:
         """The metric values present in this payload."""
         # Straight from the instance dict: model_dump() is several times slower and this runs per message.
-        return {k: v for k, v in self.__dict__.items() if v is not None and k != "ts" and k != "seq"}
+        return {k: v for k, v in self.__dict__.items() if v is not None and k not in NOT_METRICS}
+
+    def data_flags(self) -> dict[str, str]:
+        """Metric → data flag, for the metrics the payload flags."""
+        flags = self.__dict__.get("flags")
+        if flags is None:
+            return {}
+        return {k: v for k, v in flags.__dict__.items() if v is not None}
 
     @model_validator(mode="after")
     def _has_a_metric(self) -> PayloadBase:
@@ -118,7 +145,16 @@ class DeviceType(ABC):
             # Strict float still takes JSON integers; strict int refuses 3.0 and bool refuses 1.
             fields[m.name] = (m.python_type() | None, Field(default=None, description=m.description, **constraints))
         model_name = "".join(part.title() for part in self.name.split("_")) + "Payload"
+        fields["flags"] = (self.flags_model | None, Field(default=None, description="HJ 212 data flag per metric"))
         return create_model(model_name, __base__=self.payload_base(), **fields)
+
+    @cached_property
+    def flags_model(self) -> type[BaseModel]:
+        """The ``flags`` object: one optional data flag per metric of the type, nothing else."""
+        fields: dict[str, Any] = {m.name: (DataFlag | None, None) for m in self.metrics}
+        model_name = "".join(part.title() for part in self.name.split("_")) + "Flags"
+        config = ConfigDict(extra="forbid", strict=True, frozen=True)
+        return create_model(model_name, __config__=config, **fields)
 
     def payload_base(self) -> type[PayloadBase]:
         """Base model for the payload; override to add cross-field checks."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from gulou.devices.base import PayloadBase
+from gulou.devices.base import DEFAULT_PERIOD, PayloadBase, Period
 from gulou.devices.catalog import CATALOG, domains
 from gulou.devices.registry import Device, Registry
 
@@ -61,12 +61,21 @@ class Topic:
 
 @dataclass(frozen=True)
 class Reading:
-    """A validated telemetry message."""
+    """A validated telemetry message.
+
+    ``values`` holds only what counts as a measurement: a value whose data flag the device does not count
+    as valid (calibration, maintenance, fault…; ``Device.valid_flags``) is kept apart in ``invalid``, so
+    rules, averages and validity counts never see it, while the store keeps it with its flag.
+    """
 
     device: Device
-    ts: datetime
+    ts: datetime  # the instant, or the start of the period
     seq: int | None
     values: dict[str, float | int | bool]
+    period: Period = DEFAULT_PERIOD
+    flags: dict[str, str] = field(default_factory=dict)
+    invalid: dict[str, float | int | bool] = field(default_factory=dict)
+    backfill: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,16 @@ class Decoder:
             return StatusUpdate(device=device, ts=ts, online=obj.state == "online",
                                 battery=obj.battery, rssi=obj.rssi)
         assert isinstance(obj, PayloadBase)
-        return Reading(device=device, ts=ts, seq=obj.seq, values=obj.metrics())
+        values = obj.metrics()
+        if obj.period is None and obj.backfill is None and obj.__dict__.get("flags") is None:
+            return Reading(device=device, ts=ts, seq=obj.seq, values=values)
+        flags = obj.data_flags()
+        valid = device.valid_flags
+        invalid = {m: v for m, v in values.items() if m in flags and flags[m] not in valid}
+        if invalid:
+            values = {m: v for m, v in values.items() if m not in invalid}
+        return Reading(device=device, ts=ts, seq=obj.seq, values=values, period=obj.period or DEFAULT_PERIOD,
+                       flags=flags, invalid=invalid, backfill=bool(obj.backfill))
 
 
 def _to_datetime(ts: datetime | int) -> datetime:
@@ -187,7 +205,7 @@ def _classify(err: ErrorDetails) -> str:
     if kind == "json_invalid" or kind == "json_type":
         return "malformed_json"
     if kind == "model_type" or kind == "model_attributes_type" or kind == "dict_type":
-        return "not_object"
+        return "wrong_type" if loc else "not_object"  # a nested object (flags) of the wrong JSON type
     if kind == "extra_forbidden":
         return "unknown_field"
     if field == "ts":

@@ -6,14 +6,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gulou.devices.base import Domain
 from gulou.devices.catalog import CATALOG, site_kinds
 from gulou.devices.types.smart_bin import BIN_CATEGORIES, BinCategory
+
+if TYPE_CHECKING:
+    from gulou.hj212.stations import StationConfig
 
 # The ten streets/towns of Gulou District (plan-targets.md, "Places").
 STREETS: tuple[str, ...] = (
@@ -23,6 +34,9 @@ STREETS: tuple[str, ...] = (
 # A generous box around Fuzhou's urban core; a coordinate outside it is a typo, not a device.
 LAT_RANGE = (25.9, 26.3)
 LON_RANGE = (119.1, 119.5)
+# HJ 212 data flags a value counts as valid with when its station says nothing else: N, "working normally"
+# (HJ 212-2017 table 8; the other letters mark calibration, maintenance, faults, hand entry, over-range).
+DEFAULT_VALID_FLAGS = frozenset("N")
 # GB 3838's classes a river section can target (the standards tables check the same names).
 WaterClass = Literal["I", "II", "III", "IV", "V"]
 WATER_CLASSES: tuple[str, ...] = get_args(WaterClass)
@@ -102,6 +116,10 @@ class DeviceRow(BaseModel):
     interval_s: int | None = Field(default=None, ge=1, le=86400)
     category: BinCategory | None = None
     point: str | None = None
+    # A station whose data logger speaks HJ 212: MN, evaluation or micro, ST, code overrides and the other
+    # settings of gulou.hj212.stations.StationConfig (the device's id and type are filled in).
+    # Validated into a StationConfig (typed Any here so the gateway's model is imported only when used).
+    hj212: Any = None
 
     @field_validator("type")
     @classmethod
@@ -120,6 +138,38 @@ class DeviceRow(BaseModel):
                 raise ValueError(f"a {self.type} needs its {name}{choices}")
         return self
 
+    @field_validator("hj212")
+    @classmethod
+    def _station_block(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ValueError("hj212 must be a mapping (mn, kind, st, codes, …)")
+        if "type" not in info.data or "id" not in info.data:
+            return None  # the device's own fields failed; those errors are reported
+        return station_block(info.data["id"], info.data["type"], value)
+
+    @property
+    def station(self) -> StationConfig | None:
+        """The validated HJ 212 block, if the row has one."""
+        return self.hj212  # type: ignore[no-any-return]
+
+
+def station_block(device_id: str, device_type: str, block: dict[str, Any]) -> StationConfig:
+    """Validate a device's ``hj212`` block as a station feeding it; ``ValueError`` names each problem."""
+    from gulou.hj212.stations import StationConfig  # the gateway's model; imported when a block is present
+
+    data = _without_lines(block)
+    for given in ("device_id", "device_type"):
+        if given in data:
+            raise ValueError(f"hj212: {given} is the device's own; leave it out of the block")
+    try:
+        return StationConfig.model_validate({**data, "device_id": device_id, "device_type": device_type})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) + ': ' if err['loc'] else ''}"
+                             f"{err['msg'].removeprefix('Value error, ')}" for err in exc.errors())
+        raise ValueError(problems) from None
+
 
 @dataclass(frozen=True)
 class Device:
@@ -136,6 +186,17 @@ class Device:
     interval_s: int
     category: str | None = None
     point: str | None = None
+    hj212: StationConfig | None = None
+
+    @property
+    def evaluation_station(self) -> bool:
+        """A certified station (national method, HJ 212 logger) whose values count for the district's targets."""
+        return self.hj212 is not None and self.hj212.kind == "evaluation"
+
+    @property
+    def valid_flags(self) -> frozenset[str]:
+        """The HJ 212 data flags this device's values count as valid with (``N`` unless its station says)."""
+        return self.hj212.valid_flags if self.hj212 is not None else DEFAULT_VALID_FLAGS
 
     def as_dict(self) -> dict[str, Any]:
         """Flat JSON-ready form used by ``gulou devices list --json``."""
@@ -149,6 +210,7 @@ class Device:
             "drinking_source": self.site.drinking_source or None, "category": self.category,
             "capacity": self.site.capacity, "lot_type": self.site.lot_type,
             "storeys": self.site.storeys, "structure_type": self.site.structure_type, "point": self.point,
+            "hj212_mn": self.hj212.mn if self.hj212 else None, "station": self.hj212.kind if self.hj212 else None,
         }
         row.update({k: v for k, v in extras.items() if v is not None})
         return row
@@ -219,6 +281,7 @@ def parse_registry(doc: Any, source: str) -> Registry:
     if not isinstance(doc, dict) or not isinstance(doc.get("devices"), list):
         raise RegistryError(f"{source}: expected a mapping with 'sites' and 'devices' lists")
     registry = Registry(source=source)
+    mns: dict[str, str] = {}  # HJ 212 MN → the device it feeds
     for raw in doc.get("sites") or []:
         where, data = _split_line(raw, source)
         site = _validate(Site, data, source, where)
@@ -237,13 +300,29 @@ def parse_registry(doc: Any, source: str) -> Registry:
             raise RegistryError(f"{source}:{line}: device {row.id!r}: unknown site {row.site!r}")
         site = found
         dtype = CATALOG[row.type]
+        if row.station is not None:
+            if row.station.mn in mns:
+                line = where[1].get("hj212", where[0])
+                raise RegistryError(f"{source}:{line}: device {row.id!r}: HJ 212 MN {row.station.mn} is already "
+                                    f"the station of {mns[row.station.mn]!r}")
+            mns[row.station.mn] = row.id
         registry.devices[row.id] = Device(
             id=row.id, type=row.type, domain=dtype.domain, name=row.name, street=site.street, site=site,
             lat=row.lat if row.lat is not None else site.lat,
             lon=row.lon if row.lon is not None else site.lon,
             interval_s=row.interval_s or dtype.default_interval_s, category=row.category, point=row.point,
+            hj212=row.station,
         )
     return registry
+
+
+def _without_lines(value: Any) -> Any:
+    """A nested mapping without the loader's ``__line__`` markers."""
+    if isinstance(value, dict):
+        return {k: _without_lines(v) for k, v in value.items() if not str(k).startswith("__line")}
+    if isinstance(value, list):
+        return [_without_lines(v) for v in value]
+    return value
 
 
 def _split_line(raw: Any, source: str) -> tuple[tuple[int, dict[str, int]], dict[str, Any]]:

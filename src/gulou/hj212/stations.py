@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gulou.devices.catalog import CATALOG
 from gulou.hj212.crc import CRC_VARIANTS, CrcVariant
-from gulou.hj212.sm4 import parse_key
 from gulou.timeutil import CHINA_TZ_NAME
 
 StationKind = Literal["evaluation", "micro"]
@@ -191,6 +190,9 @@ def load_secrets(path: Path) -> dict[str, StationSecret]:
         raise ValueError(f"{path}: cannot read station secrets: {exc}") from exc
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: expected a mapping MN → password or MN → {{password, sm4_key}}")
+    # Imported here: the registry imports this module, and only the gateway needs the cipher.
+    from gulou.hj212.sm4 import parse_key
+
     out: dict[str, StationSecret] = {}
     for mn, value in doc.items():
         if isinstance(value, str | int):

@@ -100,7 +100,9 @@ class InProcessBus(Bus):
     # -- publish ------------------------------------------------------------------------------------------
     async def publish(self, batch: Sequence[Envelope], timeout_s: float = 30.0) -> PublishResult:
         """Append the batch (duplicates by id skipped) and wait until the ``wait_for`` groups acknowledged it."""
-        deadline = self._clock() + timeout_s
+        # Waiting runs on the loop's clock; ``self._clock`` only ages ids, acks and leases.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         waits: list[asyncio.Future[None]] = []
         stored = duplicates = 0
         async with self._cond:
@@ -114,7 +116,7 @@ class InProcessBus(Bus):
                         waits.append(entry.done)
                     continue
                 while len(self._log) >= self.capacity:
-                    left = deadline - self._clock()
+                    left = deadline - loop.time()
                     if left <= 0:
                         raise BusFull(f"in-process bus holds {len(self._log)} messages (capacity {self.capacity})")
                     try:
@@ -126,7 +128,7 @@ class InProcessBus(Bus):
             self._cond.notify_all()
         pending = [w for w in waits if not w.done()]
         if pending:
-            _done, late = await asyncio.wait(pending, timeout=max(0.0, deadline - self._clock()))
+            _done, late = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
             if late:
                 raise BusUnavailable(f"{len(late)} message(s) not acknowledged by {sorted(self.wait_for)} in time")
         return PublishResult(stored, duplicates)
@@ -309,10 +311,11 @@ class _MemoryConsumer(Consumer):
 
     async def fetch(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
         """What is ready now, else wait up to ``timeout_s`` for something to arrive or fall due."""
-        deadline = self.bus._clock() + timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         while not self._closed:
             out = self._take(max_messages)
-            left = deadline - self.bus._clock()
+            left = deadline - loop.time()
             if out or left <= 0:
                 return out
             # Redeliveries fall due without a notification: look again at least every 50 ms.

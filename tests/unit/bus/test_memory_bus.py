@@ -155,7 +155,7 @@ def test_a_reader_replays_its_partition_in_order_from_a_snapshot() -> None:
 def test_a_message_leaves_once_every_group_is_done_with_it() -> None:
     async def body() -> None:
         bus = InProcessBus(Topology(2), wait_for=())
-        await bus.publish(msgs(10) + [Envelope("dead", None, "d:1", b"x")])
+        await bus.publish([*msgs(10), Envelope("dead", None, "d:1", b"x")])
         sink = await bus.consumer("sink")
         await sink.ack(await sink.fetch(100, 0.1))
         assert (await bus.stats()).messages == 10  # the rules readers still need the readings

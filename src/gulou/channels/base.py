@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Self
 
 from gulou.rules.alert_store import AlertStore
@@ -23,6 +25,8 @@ class ChannelContext:
     store: AlertStore | None = None
     lines: LineWriter | None = None
     broker: BrokerAddress | None = None
+    # The engine's clock (event time in replays), for channels that act on time (escalation).
+    clock: Callable[[], datetime] | None = None
 
 
 class Channel(ABC):

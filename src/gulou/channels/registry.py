@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from gulou.channels.base import Channel, ChannelContext
-from gulou.channels.dingtalk import DingTalkChannel
 from gulou.channels.log import LogChannel
 from gulou.channels.mqtt import MqttChannel
 from gulou.channels.store import StoreChannel
 from gulou.channels.webhook import WebhookChannel
-from gulou.channels.wecom import WeComChannel
 from gulou.settings import Settings
+from gulou.workflow.channel import WorkflowChannel
 
 # In delivery order; each is built from its own settings section and left out when not configured.
 CHANNELS: dict[str, type[Channel]] = {
@@ -17,8 +16,8 @@ CHANNELS: dict[str, type[Channel]] = {
     "store": StoreChannel,
     "mqtt": MqttChannel,
     "webhook": WebhookChannel,
-    "dingtalk": DingTalkChannel,
-    "wecom": WeComChannel,
+    # DingTalk and WeCom robots are fed by the workflow: routing, silences, rate limits, digests, escalation.
+    "workflow": WorkflowChannel,
 }
 
 

@@ -1,27 +1,19 @@
-"""The webhook channel: POST the JSON notification, signed with an HMAC of the body."""
+"""The webhook channel: POST the JSON notification, signed with an HMAC over a timestamp and the body."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 from typing import Self
 
 from gulou.channels.base import Channel, ChannelContext
 from gulou.channels.http import TIMEOUT_S, post_json
 from gulou.rules.alerts import AlertTransition
 from gulou.settings import Settings
-
-SIGNATURE_HEADER = "X-Gulou-Signature"
-
-
-def sign_body(secret: str, body: bytes) -> str:
-    """``sha256=<hex HMAC-SHA256 of the body>`` for the ``X-Gulou-Signature`` header."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+from gulou.workflow.signing import signed_headers
 
 
 class WebhookChannel(Channel):
-    """POSTs the JSON body with ``X-Gulou-Signature: sha256=<hex HMAC>`` when a secret is configured."""
+    """POSTs the JSON body; with a secret, ``X-Gulou-Timestamp`` and ``X-Gulou-Signature`` (HMAC of both)."""
 
     name = "webhook"
 
@@ -39,5 +31,6 @@ class WebhookChannel(Channel):
     async def send(self, transition: AlertTransition) -> None:
         """POST one notification."""
         body = transition.body
-        headers = {SIGNATURE_HEADER: sign_body(self.secret, body)} if self.secret else {}
+        # Signed at each attempt: a redelivery carries a fresh timestamp, a captured request goes stale.
+        headers = signed_headers(self.secret, body) if self.secret else {}
         await asyncio.to_thread(post_json, self.url, body, headers, self.timeout_s)

@@ -73,7 +73,7 @@ class RulesService:
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("ignoring unusable saved engine state: %s", exc)
         self.channels = list(channels) if channels is not None else \
-            build_channels(settings, ChannelContext(store=store, lines=influx, broker=broker))
+            build_channels(settings, ChannelContext(store=store, lines=influx, broker=broker, clock=self.now))
         self.workers = [
             ChannelWorker(c, outbox_for(c, store), queue_size=channel_queue_size, attempts=retry_attempts,
                           backoff_s=retry_backoff_s, redeliver_s=redeliver_s, describe=describe)

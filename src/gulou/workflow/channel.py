@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Self
+from pathlib import Path
+from typing import Self
 
 from gulou.channels.base import Channel, ChannelContext
 from gulou.rules.alerts import AlertTransition
 from gulou.settings import Settings
-from gulou.workflow.config import api_section, workflow_section
 from gulou.workflow.dispatch import Dispatcher
 from gulou.workflow.policy import load_policy
 from gulou.workflow.senders import senders_from_settings
@@ -19,10 +19,11 @@ from gulou.workflow.store import WorkflowStore
 log = logging.getLogger(__name__)
 
 
-def build_service(settings: Settings, clock: Clock = wall_clock, public_url: str | None = None) -> WorkflowService:
+def build_service(settings: Settings, clock: Clock = wall_clock, public_url: str | None = None,
+                  store_file: Path | None = None) -> WorkflowService:
     """The workflow service as configured: its database (migrated), policy files, senders and dispatcher."""
-    wf = workflow_section(settings)
-    store = WorkflowStore(wf.url(settings.store))
+    wf = settings.workflow
+    store = WorkflowStore(wf.url(store_file or settings.store))
     secret = wf.dispatch_key()
     dispatcher = None
     if wf.dispatch_url and secret:
@@ -44,10 +45,11 @@ class WorkflowChannel(Channel):
 
     @classmethod
     def from_settings(cls, settings: Settings, context: ChannelContext) -> Self | None:
-        """Always on: the workflow store lives in the store file unless a database URL is configured."""
-        clock: Any = getattr(context, "clock", None)
-        return cls(build_service(settings, clock if callable(clock) else wall_clock,
-                                 api_section(settings).public_url))
+        """On with the alert store (the workflow tables go in the same file) or a configured database URL."""
+        if context.store is None and settings.workflow.database_url is None:
+            return None
+        return cls(build_service(settings, context.clock or wall_clock, settings.api.public_url,
+                                 context.store.path if context.store is not None else None))
 
     async def send(self, transition: AlertTransition) -> None:
         """Record the transition and queue its notifications (off the event loop: it is database work)."""

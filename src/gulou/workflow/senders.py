@@ -1,4 +1,4 @@
-"""Rendered robot messages to DingTalk, WeCom and the webhook; one module-level table of senders by channel name."""
+"""Rendered robot messages to DingTalk and WeCom; one table of senders by channel name."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import httpx
 
 from gulou.settings import Settings
 from gulou.workflow.render import RobotMessage
-from gulou.workflow.signing import signed_headers
 
 TIMEOUT_S = 5.0
 # WeCom takes at most 4096 bytes of markdown content; stay clear of it without splitting a character.
@@ -105,32 +104,10 @@ class WeComSender(MessageSender):
         return self.url, _json({"msgtype": "markdown", "markdown": {"content": content}}), {}
 
 
-class WebhookSender(MessageSender):
-    """The HTTP webhook: the message as JSON, signed over a timestamp and the body when a secret is set."""
-
-    name = "webhook"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self | None:
-        """On when ``settings.webhook.url`` is set."""
-        section = settings.webhook
-        if not section.url:
-            return None
-        return cls(section.url, section.secret.get_secret_value() if section.secret else None)
-
-    def request(self, message: RobotMessage) -> tuple[str, bytes, dict[str, str]]:
-        """JSON with kind, title, markdown text, count, alert ids and who is mentioned."""
-        body = _json({"kind": message.kind, "title": message.title, "text": message.text, "count": message.count,
-                      "urgent": message.urgent, "alert_ids": list(message.alert_ids),
-                      "mentions": [p.model_dump() for p in message.mentions]})
-        return self.url, body, signed_headers(self.secret, body) if self.secret else {}
-
-
 # Adding a channel for the workflow's messages is one class and one line here.
 SENDERS: dict[str, type[MessageSender]] = {
     "dingtalk": DingTalkSender,
     "wecom": WeComSender,
-    "webhook": WebhookSender,
 }
 
 

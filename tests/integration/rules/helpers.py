@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 from collections.abc import Callable
@@ -11,12 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from gulou.rules.service import RulesService
+from gulou.workflow.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from tests.servers import free_port
 from tests.waiting import wait_for_async
 
 
 class Webhook:
-    """A real HTTP endpoint on a free port that checks the HMAC and answers 500 to its first ``fail_first`` posts."""
+    """A real HTTP endpoint on a free port that checks the timestamped HMAC; 500 to its first ``fail_first`` posts."""
 
     def __init__(self, secret: str, fail_first: int = 0) -> None:
         self.secret = secret
@@ -30,9 +29,13 @@ class Webhook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                expected = "sha256=" + hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
+                try:
+                    verify(hook.secret, body, self.headers.get(TIMESTAMP_HEADER), self.headers.get(SIGNATURE_HEADER))
+                    signed = True
+                except SignatureError:
+                    signed = False
                 with hook.lock:
-                    if not hmac.compare_digest(expected, self.headers.get("X-Gulou-Signature", "")):
+                    if not signed:
                         hook.bad_signatures += 1
                         status = 401
                     elif hook.failed < hook.fail_first:

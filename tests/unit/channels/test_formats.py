@@ -12,16 +12,17 @@ from gulou.channels.dingtalk import DingTalkChannel, dingtalk_signed_url
 from gulou.channels.http import markdown
 from gulou.channels.mqtt import alert_topic
 from gulou.channels.store import alert_line
-from gulou.channels.webhook import sign_body
 from gulou.channels.wecom import WeComChannel
 from gulou.rules.alerts import AlertTransition
+from gulou.workflow.signing import signed_headers
 from tests.unit.rules.test_rules_engine import at
 
 
-def test_signature_is_hmac_of_the_body() -> None:
+def test_signature_is_hmac_of_timestamp_and_body() -> None:
     body = b'{"a": 1}'
-    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    assert sign_body("s3cret", body) == f"sha256={expected}"
+    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    headers = signed_headers("s3cret", body, now_s=1_700_000_000)
+    assert headers == {"X-Gulou-Timestamp": "1700000000", "X-Gulou-Signature": f"sha256={expected}"}
 
 
 def test_dingtalk_signed_url() -> None:

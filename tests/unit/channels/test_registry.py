@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from gulou.channels.base import ChannelContext
-from gulou.channels.dingtalk import DingTalkChannel
 from gulou.channels.registry import CHANNELS, build_channels
 from gulou.channels.webhook import WebhookChannel
 from gulou.rules.alert_store import AlertStore
 from gulou.settings import BrokerAddress, Settings
+from gulou.workflow.channel import WorkflowChannel
 
 
 def test_unconfigured_channels_are_left_out() -> None:
@@ -23,11 +23,12 @@ def test_every_configured_channel_is_built_in_table_order(tmp_path: Path) -> Non
     store = AlertStore(tmp_path / "gulou.db")
     context = ChannelContext(store=store, broker=BrokerAddress(host="127.0.0.1", port=1883, tls=False))
     channels = build_channels(settings, context)
-    assert [c.name for c in channels] == list(CHANNELS) == ["log", "store", "mqtt", "webhook", "dingtalk", "wecom"]
+    assert [c.name for c in channels] == list(CHANNELS) == ["log", "store", "mqtt", "webhook", "workflow"]
     webhook = next(c for c in channels if isinstance(c, WebhookChannel))
     assert (webhook.url, webhook.secret) == ("http://127.0.0.1:9/hook", "s")
-    ding = next(c for c in channels if isinstance(c, DingTalkChannel))
-    assert ding.secret == "SEC" and "sign=" in ding.target()
+    workflow = next(c for c in channels if isinstance(c, WorkflowChannel))
+    assert sorted(workflow.service.senders) == ["dingtalk", "wecom"]
+    workflow.service.store.close()
     store.close()
 
 

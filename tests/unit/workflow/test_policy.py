@@ -16,7 +16,7 @@ def test_shipped_policy_loads_and_routes_by_severity_domain_and_rule() -> None:
     urgent = policy.routing.route(record(severity="critical", domain="waste", rule_id="waste-bin-fire-temperature"))
     assert set(urgent.channels) >= {"dingtalk", "wecom"} and urgent.mention and urgent.dispatch
     minor = policy.routing.route(record(severity="informational"))
-    assert minor.channels == ("wecom", "webhook") and not minor.mention and not minor.dispatch
+    assert minor.channels == ("wecom",) and not minor.mention and not minor.dispatch
     assert policy.routing.limit("dingtalk").per_minute == 20
     assert policy.routing.limit("unknown-robot").per_minute == 20
 

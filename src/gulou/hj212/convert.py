@@ -57,23 +57,35 @@ class StationReading:
         """The contract's telemetry topic for this reading's device."""
         return f"gulou/{self.domain}/{self.device_id}/telemetry"
 
-    def payload(self, extended: bool = True) -> dict[str, Any]:
-        """The contract JSON object.
+    def published(self, extended: bool = True) -> dict[str, float]:
+        """The values a payload carries.
 
-        ``extended`` adds ``period``, ``flags`` and ``backfill`` (the contract's HJ 212 fields). Without
-        it only values whose flag is valid are included, so that a collector that knows no flags never
-        averages a calibration or maintenance value.
+        Extended: every value with a flag letter (the collector files it by the letter) and the valid ones
+        without (a station reading a missing flag as N). A value with no letter that the station does not
+        count as valid cannot say so in the contract and is left out. Plain: only valid values, so that a
+        collector that knows no flags never averages a calibration or maintenance value.
         """
+        if extended:
+            return {m: v for m, v in self.values.items() if is_letter(self.flags.get(m, "")) or self.valid.get(m)}
+        return {m: v for m, v in self.values.items() if self.valid.get(m)}
+
+    def payload(self, extended: bool = True) -> dict[str, Any]:
+        """The contract JSON object; ``extended`` adds ``period``, ``flags`` and ``backfill``."""
         body: dict[str, Any] = {"ts": self.ts.isoformat()}
         if extended:
             body["period"] = self.period
-            body["flags"] = {m: f for m, f in self.flags.items() if f}
+            flags = {m: f for m, f in self.flags.items() if is_letter(f)}
+            if flags:
+                body["flags"] = flags
             if self.backfill:
                 body["backfill"] = True
-            body.update(self.values)
-        else:
-            body.update({m: v for m, v in self.values.items() if self.valid.get(m)})
+        body.update(self.published(extended))
         return body
+
+
+def is_letter(flag: str) -> bool:
+    """Whether a flag is one letter, as the contract carries it (a vendor's longer code is not)."""
+    return len(flag) == 1 and "A" <= flag <= "Z"
 
 
 def parse_datatime(text: str, station: StationConfig) -> datetime | None:
@@ -138,7 +150,7 @@ def to_reading(
         if entry is None:
             unmapped.append(code)
             continue
-        flag = item.get("Flag", "")
+        flag = item.get("Flag", "").strip().upper()
         ok = flag in station.valid_flags if flag else station.missing_flag == "N"
         raw = item[suffix]
         try:
@@ -150,6 +162,7 @@ def to_reading(
                 problems.append(f"{code}-{suffix}={raw[:20]!r} is not a finite number")
             else:
                 dropped[entry.metric] = "bad_value"
+                flags[entry.metric] = flag
             continue
         value = number * entry.factor if entry.factor != 1.0 else number
         if (entry.minimum is not None and value < entry.minimum) or (
@@ -159,6 +172,7 @@ def to_reading(
             else:
                 # Not a measurement (flag says calibrating, stopped…): keep the flag, leave the number out.
                 dropped[entry.metric] = "out_of_range"
+                flags[entry.metric] = flag
             continue
         values[entry.metric] = value
         flags[entry.metric] = flag

@@ -79,9 +79,9 @@ class MqttDownstream(Downstream):
         """Publish every reading and return once all are acknowledged by the broker."""
         items = []
         for reading in readings:
-            body = reading.payload(self.extended)
-            if len(body) > 1:  # without flags, a reading whose values are all invalid has nothing to say
-                items.append((reading.topic, encode(body)))
+            # A reading with no value to publish (all invalid, plain payloads) has nothing to say.
+            if reading.published(self.extended):
+                items.append((reading.topic, encode(reading.payload(self.extended))))
         if items:
             await self._submit(items)
         self.published += len(items)

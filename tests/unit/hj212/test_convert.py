@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -122,12 +123,29 @@ def test_flags_decide_validity_and_out_of_range_invalid_values_are_dropped() -> 
                    "a21004-Rtd=31;a05024-Rtd=900,a05024-Flag=T;a21005-Rtd=1,a21005-Flag=S")
     assert isinstance(reading, StationReading)
     assert reading.dropped == {"pm25": "out_of_range"}  # instrument stopped: -999 is no measurement
-    assert reading.flags == {"so2": "D", "no2": "", "o3": "T", "co": "S"}
+    # The dropped value's flag is kept: the reading says pm25 was stopped rather than nothing at all.
+    assert reading.flags == {"pm25": "F", "so2": "D", "no2": "", "o3": "T", "co": "S"}
     assert reading.valid == {"so2": False, "no2": False, "o3": False, "co": False}
+    # Extended payloads carry every lettered value with its flag; no2 (no letter, not valid) cannot say it is
+    # invalid in the contract and is left out. Plain payloads carry valid values only: none here.
+    body = reading.payload(extended=True)
+    assert body["flags"] == {"pm25": "F", "so2": "D", "o3": "T", "co": "S"} and body["period"] == "rtd"
+    assert {k: v for k, v in body.items() if k not in ("ts", "period", "flags")} == {"so2": 9.0, "o3": 900.0,
+                                                                                    "co": 1.0}
+    assert reading.published(extended=False) == {}
     # Missing flags read as N and S counted valid: both configurable ([U] in the reference).
     lenient = _air("DataTime=20261130093000;a21004-Rtd=31;a21005-Rtd=1,a21005-Flag=S", missing_flag="N",
                    valid_flags=["N", "S"])
     assert isinstance(lenient, StationReading) and lenient.valid == {"no2": True, "co": True}
+    assert lenient.payload(extended=False) == {"ts": "2026-11-30T09:30:00+08:00", "no2": 31.0, "co": 1.0}
+
+
+def test_flags_are_read_as_one_upper_case_letter_and_vendor_codes_stay_out_of_payloads() -> None:
+    reading = _air("DataTime=20261130093000;a34004-Rtd=35,a34004-Flag=n ;a21026-Rtd=9,a21026-Flag=A01")
+    assert isinstance(reading, StationReading)
+    assert reading.flags == {"pm25": "N", "so2": "A01"} and reading.valid == {"pm25": True, "so2": False}
+    body = reading.payload()
+    assert body["flags"] == {"pm25": "N"} and "so2" not in body and body["pm25"] == 35.0
 
 
 def test_split_parts_merge() -> None:
@@ -166,3 +184,20 @@ def test_secrets_come_from_a_file_and_every_password_is_required(tmp_path: objec
     with pytest.raises(ValueError, match="secrets file has none"):
         StationBook(stations, {})
     assert len(StationBook([air_station(auth="none")], {})) == 1
+
+
+@pytest.mark.parametrize(("cn", "period"), [("2011", "rtd"), ("2051", "minute"), ("2061", "hour"), ("2031", "day")])
+def test_extended_payloads_pass_the_device_contract(cn: str, period: str) -> None:
+    from gulou.devices.contract import Decoder, Reading
+    from gulou.devices.registry import load_registry
+
+    suffix = "Rtd" if cn == "2011" else "Avg"
+    reading = _air(f"DataTime=20261130090000;a34004-{suffix}=38.5,a34004-Flag=N;a21026-{suffix}=9,a21026-Flag=C",
+                   cn=cn)
+    assert isinstance(reading, StationReading)
+    body = reading.payload()
+    decoded = Decoder(load_registry()).decode(reading.topic, json.dumps(body).encode(), NOW)
+    assert isinstance(decoded, Reading), decoded
+    assert decoded.period == period and decoded.ts == reading.ts
+    assert decoded.values == {"pm25": 38.5} and decoded.invalid == {"so2": 9.0}
+    assert decoded.flags == {"pm25": "N", "so2": "C"}

@@ -41,6 +41,8 @@ RIVERS = [
     ("左海", "zuohai", [("南湖", "华大街道", "III", False)]),
     ("闽江", "minjiang", [("洪山桥取水口", "洪山镇", "II", True), ("西河水厂取水口", "洪山镇", "III", True)]),
 ]
+# Lakes and reservoirs: GB 3838 rates their TP and TN on the lake columns (the rest are river sections).
+LAKES = {"西湖", "左海"}
 AIR_SITES = [
     ("五四路", "温泉街道"), ("杨桥路", "鼓西街道"), ("东街口", "东街街道"), ("西湖公园", "鼓西街道"),
     ("左海公园", "华大街道"), ("温泉公园", "温泉街道"), ("屏山", "鼓东街道"), ("乌山", "南街街道"),
@@ -128,6 +130,8 @@ def main() -> None:
                                        "target_class": target}
             if drinking:
                 site["drinking_source"] = True
+            if river in LAKES:
+                site["water_body"] = "lake"
             sites.append(site)
             devices.append({"id": f"wq-{site_id}", "type": "water_station", "site": site_id,
                             "name": f"{river}{section}水质自动监测站"})

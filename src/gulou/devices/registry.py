@@ -61,6 +61,8 @@ class Site(BaseModel):
     river: str | None = None
     target_class: WaterClass | None = None
     drinking_source: bool = False
+    # GB 3838 rates TP and TN of lakes and reservoirs on their own columns; unset means a river section.
+    water_body: Literal["river", "lake"] | None = None
     lot_type: Literal["office", "residential", "commercial", "hospital", "shared", "scenic"] | None = None
     capacity: int | None = Field(default=None, ge=1)
     storeys: int | None = Field(default=None, ge=1, le=60)
@@ -207,7 +209,8 @@ class Device:
         }
         extras = {
             "river": self.site.river, "target_class": self.site.target_class,
-            "drinking_source": self.site.drinking_source or None, "category": self.category,
+            "drinking_source": self.site.drinking_source or None, "water_body": self.site.water_body,
+            "category": self.category,
             "capacity": self.site.capacity, "lot_type": self.site.lot_type,
             "storeys": self.site.storeys, "structure_type": self.site.structure_type, "point": self.point,
             "hj212_mn": self.hj212.mn if self.hj212 else None, "station": self.hj212.kind if self.hj212 else None,

@@ -32,5 +32,4 @@ def indicative(device: Device) -> bool:
 
 def water_body(site: Site) -> WaterBody:
     """``lake`` for lakes and reservoirs (TP and TN on the lake columns of GB 3838), else ``river``."""
-    value = getattr(site, "water_body", None)
-    return "lake" if value == "lake" else "river"
+    return "lake" if site.water_body == "lake" else "river"

@@ -72,7 +72,8 @@ def _derive(metric: str, values: Mapping[str, float | int | bool], device: Devic
         from gulou.rules.standards import water_class
 
         target = site_target_class(device)
-        wc = water_class(inputs, target=target)
+        # Lakes and reservoirs (registry ``water_body``) take GB 3838's lake columns for TP.
+        wc = water_class(inputs, target=target, water_body=device.site.water_body)
         # The standard's 超标倍数 is per indicator; the alert carries the worst one.
         worst = max((v for v in wc.exceedance.values() if v is not None), default=None)
         return Derived(float(WATER_CLASS_ORDINAL[wc.klass]), label=wc.klass, exceedance=worst)

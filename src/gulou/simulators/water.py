@@ -19,6 +19,9 @@ BASELINE: dict[str, dict[str, float]] = {
     "V": {"do": 3.2, "codmn": 10.5, "nh3n": 1.6, "tp": 0.3, "turbidity": 38, "transparency": 34, "cond": 520},
 }
 
+# Lakes and reservoirs hold far less phosphorus for the same class (GB 3838's lake TP column).
+LAKE_TP: dict[str, float] = {"I": 0.007, "II": 0.018, "III": 0.035, "IV": 0.07, "V": 0.14}
+
 
 def _saturation_ratio(temperature: float) -> float:
     """DO saturation relative to 20 °C (fresh water, sea level): warmer water holds less oxygen."""
@@ -37,6 +40,8 @@ class WaterPattern(Pattern):
     def __init__(self, device: Device, seed: int, env: Environment) -> None:
         super().__init__(device, seed, env)
         base = dict(BASELINE[device.site.target_class or "IV"])
+        if device.site.water_body == "lake":
+            base["tp"] = LAKE_TP[device.site.target_class or "IV"]
         self.base = {k: v * self.rng.uniform(0.9, 1.1) for k, v in base.items()}
         self.amplitude = self.rng.uniform(0.9, 1.5) if base["do"] < 7 else self.rng.uniform(0.4, 0.8)
         self.temp_offset = self.rng.uniform(-0.6, 0.6)

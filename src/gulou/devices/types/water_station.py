@@ -30,7 +30,8 @@ class WaterStation(DeviceType):
     site_kind: ClassVar[str] = "river_section"
     site_fields: ClassVar[tuple[str, ...]] = ("river", "target_class")
     synthetic_share: ClassVar[float] = 0.07
-    calm: ClassVar[Mapping[str, Value]] = {"ph": 7.2, "do": 6.5, "codmn": 3.5, "nh3n": 0.4, "tp": 0.08,
+    # TP 0.04 is within class III on the lake column too (≤ 0.05), so it is calm at 西湖 and 左海 as well.
+    calm: ClassVar[Mapping[str, Value]] = {"ph": 7.2, "do": 6.5, "codmn": 3.5, "nh3n": 0.4, "tp": 0.04,
                                            "turbidity": 12.0, "transparency": 60.0, "orp": 180.0,
                                            "temperature": 21.0, "conductivity": 420.0}
     simulator: ClassVar[str] = "gulou.simulators.water:WaterPattern"

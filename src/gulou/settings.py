@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -140,6 +141,22 @@ class LimitsSettings(Section):
     counts_retention_days: float = 400.0
 
 
+class BusSettings(Section):
+    """The NATS JetStream bus for scale-out (``GULOU_BUS=nats://h1:4222,nats://h2:4222``); off: in-process."""
+
+    url: str | None = None
+    partitions: int = 16  # fixed when the stream is made
+    replicas: int | None = None  # None: min(3, cluster size)
+    max_bytes: int = 10 * 1024**3
+    max_age_s: float = 7 * 86400.0
+    lease_ttl_s: float = 10.0
+    publish_timeout_s: float = 30.0
+
+    def urls(self) -> list[str]:
+        """The server URLs, or [] when no bus is configured."""
+        return [u.strip() for u in (self.url or "").split(",") if u.strip()]
+
+
 class WebhookSettings(Section):
     """HTTP webhook alert channel; on when ``url`` is set."""
 
@@ -221,6 +238,7 @@ LEGACY: dict[str, tuple[str, str]] = {
     "grafana_url": ("grafana", "url"),
     "grafana_token": ("grafana", "token"),
     "database_url": ("workflow", "database_url"),
+    "bus_url": ("bus", "url"),
 }
 
 
@@ -286,6 +304,13 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     workflow: WorkflowSettings = WorkflowSettings()
     api: ApiSettings = ApiSettings()
+    # GULOU_BUS is the URL list itself (not JSON); other keys as GULOU_BUS__<KEY>.
+    bus: Annotated[BusSettings, NoDecode] = BusSettings()
+
+    @field_validator("bus", mode="before")
+    @classmethod
+    def _bus_url(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod

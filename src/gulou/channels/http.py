@@ -12,6 +12,7 @@ from typing import Any
 from gulou.channels.base import Channel, DeliveryError
 from gulou.rules.alerts import AlertTransition
 from gulou.timeutil import beijing
+from gulou.workflow.render import escape
 
 SEVERITY_ZH = {"informational": "提示", "low": "低", "medium": "中", "high": "高", "critical": "严重"}
 EVENT_ZH = {"firing": "告警", "renotify": "持续告警", "resolved": "已恢复"}
@@ -40,14 +41,15 @@ def markdown(transition: AlertTransition) -> tuple[str, str]:
     a = transition.alert
     event = EVENT_ZH.get(transition.event, transition.event)
     title = f"[{event}] {a.message}"
+    # Names and messages come from the registry and rule files: escaped so they cannot inject markup.
     lines = [
-        f"### {event}：{a.message}",
-        f"- 规则：{a.rule_id}（{SEVERITY_ZH.get(a.severity, a.severity)}）",
-        f"- 地点：{a.street} {a.site_name}（{a.device_id}）",
+        f"### {event}：{escape(a.message)}",
+        f"- 规则：{escape(a.rule_id)}（{SEVERITY_ZH.get(a.severity, a.severity)}）",
+        f"- 地点：{escape(a.street)} {escape(a.site_name)}（{escape(a.device_id)}）",
         f"- 数值：{_num(a.value)}，限值：{_num(a.limit)}，超标倍数：{_num(a.exceedance)}",
-        f"- 依据：{a.standard}",
+        f"- 依据：{escape(a.standard)}",
         f"- 首次：{beijing(a.first_seen)}，最近：{beijing(a.last_seen)}",
-        f"> {a.message_en}",
+        f"> {escape(a.message_en)}",
     ]
     return title[:60], "\n".join(lines)
 

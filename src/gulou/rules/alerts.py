@@ -170,10 +170,15 @@ class AlertBook:
                 current.last_seen = signal.ts
                 current.updates += 1
             return None
-        self._rerender(current)
+        self._pending.pop(current.key, None)
         current.state = "resolved"
         current.resolved_at = max(signal.ts, current.last_seen)
         current.last_seen = current.resolved_at
+        # How it ended, not the firing text again: the value it went back to and how long it lasted.
+        if signal.value is not None:
+            current.value, current.limit = signal.value, signal.limit if signal.limit is not None else current.limit
+            current.exceedance = exceedance(current.value, current.limit, signal.op)
+        current.message, current.message_en = resolved_messages(current)
         del self.active[key]
         return AlertTransition("resolved", current)
 
@@ -215,6 +220,22 @@ class AlertBook:
     def restore(self, rows: list[dict[str, Any]]) -> None:
         """Reload active alerts saved by ``state()``."""
         self.active = {row["key"]: Alert.model_validate(row) for row in rows}
+
+
+def _span(seconds: float) -> tuple[int, int]:
+    minutes = max(0, int(seconds)) // 60
+    return divmod(minutes, 60)
+
+
+def resolved_messages(alert: Alert) -> tuple[str, str]:
+    """Chinese and English text of a resolved alert: where, which rule, the value it went back to, how long."""
+    hours, minutes = _span(((alert.resolved_at or alert.last_seen) - alert.first_seen).total_seconds())
+    zh_span = f"{hours}小时{minutes}分" if hours else f"{minutes}分"
+    en_span = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    value = "-" if alert.value is None else f"{alert.value:.4g}"
+    limit = "-" if alert.limit is None else f"{alert.limit:.4g}"
+    return (f"{alert.site_name} {alert.rule_id} 已恢复：数值回到{value}（限值{limit}），持续{zh_span}",
+            f"{alert.site_name} {alert.rule_id} resolved: value back to {value} (limit {limit}) after {en_span}")
 
 
 def now_utc() -> datetime:

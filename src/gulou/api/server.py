@@ -1,16 +1,14 @@
-"""Building the API from the settings and serving it with uvicorn (``gulou serve``)."""
+"""Building the API from the settings (``gulou serve`` runs it: ``gulou.app.serve``)."""
 
 from __future__ import annotations
 
 import logging
 
-import uvicorn
 from fastapi import FastAPI
 
 from gulou.api.app import create_app
 from gulou.api.auth import Operators
 from gulou.settings import Settings
-from gulou.workflow.config import api_section, workflow_section
 from gulou.workflow.store import WorkflowStore
 
 log = logging.getLogger(__name__)
@@ -30,7 +28,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def build_app(settings: Settings, store: WorkflowStore | None = None) -> FastAPI:
     """The API over the configured workflow database, with the operators of the configured tokens file."""
-    wf, api = workflow_section(settings), api_section(settings)
+    wf, api = settings.workflow, settings.api
     if api.tokens_file is None:
         raise ServeError("no operators: set GULOU_API__TOKENS_FILE to a YAML file of operators and tokens")
     operators = Operators.load(api.tokens_file)
@@ -38,10 +36,3 @@ def build_app(settings: Settings, store: WorkflowStore | None = None) -> FastAPI
     return create_app(store, operators, dispatch_secret=wf.dispatch_key(),
                       signature_max_age_s=wf.signature_max_age_s, open_reads=api.open_reads)
 
-
-def serve(settings: Settings, listen: str) -> None:
-    """Run the API until interrupted."""
-    host, port = parse_listen(listen)
-    app = build_app(settings)
-    log.info("alert API on http://%s:%d (OpenAPI at /docs)", host, port)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)

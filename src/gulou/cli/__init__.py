@@ -5,12 +5,14 @@ from __future__ import annotations
 import click
 
 from gulou import __version__
+from gulou.cli.alerts import alerts
 from gulou.cli.bench import bench
 from gulou.cli.dashboards import dashboards
 from gulou.cli.devices import devices
 from gulou.cli.ingest import deadletters, ingest, query, stats
-from gulou.cli.rules import alerts, rules
+from gulou.cli.rules import rules
 from gulou.cli.run import demo, run
+from gulou.cli.serve import serve
 from gulou.cli.simulate import simulate
 from gulou.cli.standards import standards
 
@@ -27,6 +29,7 @@ cli.add_command(standards)
 cli.add_command(rules)
 cli.add_command(alerts)
 cli.add_command(dashboards)
+cli.add_command(serve)
 for command in (run, demo, ingest, stats, query, deadletters, bench):
     cli.add_command(command)
 

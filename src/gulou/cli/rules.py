@@ -138,34 +138,6 @@ def rules_recompute(since: str, until: str | None, store: Path | None, registry:
     click.echo(f"overall good-day ratio: {result['good_day_ratio']}")
 
 
-@click.command("alerts")
-@click.option("--active", is_flag=True, help="Only alerts that are firing now.")
-@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many, newest first.")
-@store_option
-@json_option
-def alerts(active: bool, limit: int | None, store: Path | None, as_json: bool) -> None:
-    """Alerts recorded by the rules engine (newest first)."""
-    from gulou.rules.alert_store import AlertStore
-
-    settings = load_settings(store=store)
-    try:
-        db = AlertStore(settings.store, readonly=True)
-    except FileNotFoundError:
-        raise click.ClickException(f"no store at {settings.store}") from None
-    try:
-        rows = db.alerts(active_only=active, limit=limit)
-    finally:
-        db.close()
-    if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        click.echo("no alerts")
-    for a in rows:
-        click.echo(f"{a['state']:<9} {a['severity']:<13} {a['rule_id']:<34} {a['device_id']:<16} "
-                   f"{a['first_seen']} → {a['last_seen']}  {a['message']}")
-
-
 @click.command("rules")
 @click.option("--readings", type=click.IntRange(1000), default=100_000, show_default=True,
               help="Synthetic readings for the evaluation-rate run.")

@@ -17,12 +17,11 @@ def serve(listen: str | None, store: Path | None) -> None:
     """Serve the alert API: list, acknowledge, assign, close, silence; work-order callbacks (OpenAPI at /docs)."""
     from gulou.api.auth import TokenFileError
     from gulou.api.server import ServeError
-    from gulou.api.server import serve as run_server
-    from gulou.workflow.config import api_section
+    from gulou.app.serve import run_api
 
     settings = load_settings(store=store)
     setup_logging(settings.log_level)
     try:
-        run_server(settings, listen or api_section(settings).listen)
+        run_api(settings, listen or settings.api.listen)
     except (ServeError, TokenFileError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -189,3 +189,14 @@ class WorkflowStore:
         order = self.work_orders.get(order_id)
         self.work_orders.progress(order_id, status, note, photo_url, now)
         return self.act(order.alert, lambda a: work_order_change(a, order_id, status, note, now, photo_url))
+
+    def by_alert_ids(self, alert_ids: list[str]) -> dict[str, AlertRecord]:
+        """Workflow records of these engine alert ids (those the workflow has seen)."""
+        found: dict[str, AlertRecord] = {}
+        for start in range(0, len(alert_ids), 500):
+            chunk = alert_ids[start:start + 500]
+            with self.reader.connect() as conn:
+                for row in conn.execute(sa.select(A).where(A.c.alert_id.in_(chunk))):
+                    record = _record(row)
+                    found[record.alert_id] = record
+        return found

@@ -87,11 +87,16 @@ class StoreQueries(ABC):
             for d, dom, street, site, ts, online, battery, rssi in self._query(sql, args)
         ]
 
-    def stats(self) -> dict[str, Any]:
-        """Accounting totals, per domain/reason/device, spool totals and each collector's health."""
+    def totals(self) -> dict[str, int]:
+        """Messages per outcome (received, stored, rejected, spooled, replayed) over the whole store."""
         totals = dict.fromkeys(("received", "stored", "rejected", "spooled", "replayed"), 0)
         for outcome, n in self._query("SELECT outcome, SUM(n) FROM counts GROUP BY outcome"):
             totals[outcome] = int(n)
+        return totals
+
+    def stats(self) -> dict[str, Any]:
+        """Accounting totals, per domain/reason/device, spool totals and each collector's health."""
+        totals = self.totals()
         by_domain: dict[str, dict[str, int]] = {}
         by_device: dict[str, dict[str, int]] = {}
         for key, table in (("domain", by_domain), ("device_id", by_device)):

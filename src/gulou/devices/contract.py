@@ -18,6 +18,9 @@ from gulou.devices.registry import Device, Registry
 TOPIC_ROOT = "gulou"
 TELEMETRY_FILTER = f"{TOPIC_ROOT}/+/+/telemetry"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/+/status"
+# Packets the HJ 212 gateway refused, one JSON envelope each (raw bytes, reason, MN): the collector files them
+# as dead letters of source ``hj212``.
+STATION_DEADLETTERS = f"{TOPIC_ROOT}/deadletters/hj212"
 # Epoch-millisecond timestamps before this are firmware clocks that never synced (1970 etc.).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 

@@ -226,6 +226,8 @@ class Registry:
     sites: dict[str, Site] = field(default_factory=dict)
     devices: dict[str, Device] = field(default_factory=dict)
     source: str = "<memory>"
+    # MN → device, built on first use (with the device count it was built at, to notice added devices).
+    _by_mn: tuple[int, dict[str, Device]] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.devices)
@@ -240,6 +242,12 @@ class Registry:
     def by_domain(self, domain: str | None = None) -> list[Device]:
         """Devices of one domain (all when ``None``), in file order."""
         return [d for d in self.devices.values() if domain is None or d.domain == domain]
+
+    def station(self, mn: str) -> Device | None:
+        """The device an HJ 212 station (its logger's MN) feeds, or ``None``."""
+        if self._by_mn is None or self._by_mn[0] != len(self.devices):
+            self._by_mn = (len(self.devices), {d.hj212.mn: d for d in self.devices.values() if d.hj212 is not None})
+        return self._by_mn[1].get(mn)
 
 
 # libyaml's loader is ~10x faster, which matters for the 100k-device load-test registries.

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gulou.devices.contract import STATION_DEADLETTERS
 from gulou.hj212.convert import StationReading
 from gulou.timeutil import CHINA_TZ
 
 log = logging.getLogger(__name__)
 # Dead letters of the gateway: one topic, the station in the envelope (MNs may hold MQTT wildcards).
-DEADLETTER_TOPIC = "gulou/deadletters/hj212"
+DEADLETTER_TOPIC = STATION_DEADLETTERS
 SOURCE = "hj212"
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from gulou.devices.contract import (
     SINK_REJECTED,
+    STATION_DEADLETTERS,
     Decoder,
     Reading,
     Rejection,
@@ -23,6 +24,7 @@ from gulou.devices.contract import (
     telemetry_topic,
 )
 from gulou.devices.registry import Registry
+from gulou.hj212.letters import station_letter
 from gulou.ingest.spool import DurableWriter, SpoolFull
 from gulou.sinks.embedded import CountRow, EmbeddedStore
 from gulou.sources.base import Delivery, Source
@@ -34,6 +36,8 @@ from gulou.tsdb.writer import SinkError, SinkRejected
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 OnStored = Callable[[list[Reading | StatusUpdate]], None]
+# Accounting key: hour, device, domain, outcome, reason, source ("mqtt", or "hj212" for a station's data).
+CountKey = tuple[int, str, str, str, str, str]
 
 
 @dataclass
@@ -113,6 +117,8 @@ class Collector:
             writer.on_replayed = self._replayed
             writer.on_rejected = self._rejected_on_replay
         self.decoder = Decoder(registry, self.config.max_future)
+        # Devices fed by HJ 212 stations: their readings reach us through the gateway, accounted as "hj212".
+        self._stations = frozenset(d.id for d in registry if d.hj212 is not None)
         self.on_stored = on_stored
         self.totals = Totals()
         self.ages = AgeSample()
@@ -199,20 +205,30 @@ class Collector:
         now = datetime.now(UTC)
         batch = Batch()
         dead: list[DeadLetter] = []
-        counts: Counter[tuple[int, str, str, str, str]] = Counter()
+        counts: Counter[CountKey] = Counter()
         decoded: list[Reading | StatusUpdate] = []
         valid: list[Delivery] = []
         by_domain: Counter[str] = Counter()
         for m in messages:
-            result = self.decoder.decode(m.topic, m.payload, now)
             recv_ms = int(m.received * 1000)
+            if m.topic == STATION_DEADLETTERS:
+                # A packet the HJ 212 gateway refused: stored byte-exact as the station sent it.
+                letter = station_letter(m.payload, recv_ms, self.decoder.registry)
+                hour, device, domain = letter.received_ms - letter.received_ms % HOUR_MS, letter.device_id or "", \
+                    letter.domain or ""
+                counts[(hour, device, domain, "received", "", letter.source)] += 1
+                counts[(hour, device, domain, "rejected", letter.reason, letter.source)] += 1
+                dead.append(letter)
+                continue
+            result = self.decoder.decode(m.topic, m.payload, now)
             if isinstance(result, Rejection):
                 hour = recv_ms - recv_ms % HOUR_MS
                 device, domain = result.device_id or "", result.domain or ""
-                counts[(hour, device, domain, "received", "")] += 1
-                counts[(hour, device, domain, "rejected", result.reason)] += 1
+                source = self._source(device)
+                counts[(hour, device, domain, "received", "", source)] += 1
+                counts[(hour, device, domain, "rejected", result.reason, source)] += 1
                 dead.append(DeadLetter(m.topic, m.payload, result.reason, result.detail, recv_ms,
-                                       result.device_id, result.domain))
+                                       result.device_id, result.domain, source=source))
                 continue
             decoded.append(result)
             valid.append(m)
@@ -220,7 +236,7 @@ class Collector:
             # Valid messages are counted in the hour they were observed: that is what completeness measures.
             hour = ts_ms - ts_ms % HOUR_MS
             dev = result.device
-            counts[(hour, dev.id, dev.domain, "received", "")] += 1
+            counts[(hour, dev.id, dev.domain, "received", "", self._source(dev.id))] += 1
             by_domain[dev.domain] += 1
             if isinstance(result, Reading):
                 batch.points.append(Point.from_reading(result))
@@ -241,9 +257,10 @@ class Collector:
                 # The store refuses this data as invalid; retrying cannot help, so keep it as dead letters.
                 log.error("sink refused a batch of %s as invalid: %s", len(batch), exc)
                 for m, item in zip(valid, decoded, strict=True):
-                    recv_ms, dev = int(m.received * 1000), item.device
-                    dead.append(DeadLetter(m.topic, m.payload, SINK_REJECTED, str(exc), recv_ms, dev.id, dev.domain))
-                    counts[(recv_ms - recv_ms % HOUR_MS, dev.id, dev.domain, "rejected", SINK_REJECTED)] += 1
+                    recv_ms, dev, source = int(m.received * 1000), item.device, self._source(item.device.id)
+                    dead.append(DeadLetter(m.topic, m.payload, SINK_REJECTED, str(exc), recv_ms, dev.id, dev.domain,
+                                           source=source))
+                    counts[(recv_ms - recv_ms % HOUR_MS, dev.id, dev.domain, "rejected", SINK_REJECTED, source)] += 1
                 batch = Batch()
                 outcome = "rejected"
             self._count(counts, batch, outcome)
@@ -266,16 +283,18 @@ class Collector:
             self.on_stored(decoded)
         return True
 
-    @staticmethod
-    def _count(counts: Counter[tuple[int, str, str, str, str]], batch: Batch, outcome: str) -> None:
+    def _source(self, device_id: str) -> str:
+        return "hj212" if device_id in self._stations else "mqtt"
+
+    def _count(self, counts: Counter[CountKey], batch: Batch, outcome: str) -> None:
         for p in batch.points:
-            counts[(p.ts_ms - p.ts_ms % HOUR_MS, p.device_id, p.domain, outcome, "")] += 1
+            counts[(p.ts_ms - p.ts_ms % HOUR_MS, p.device_id, p.domain, outcome, "", self._source(p.device_id))] += 1
         for s in batch.statuses:
-            counts[(s.ts_ms - s.ts_ms % HOUR_MS, s.device_id, s.domain, outcome, "")] += 1
+            counts[(s.ts_ms - s.ts_ms % HOUR_MS, s.device_id, s.domain, outcome, "", self._source(s.device_id))] += 1
 
     def _replayed(self, batch: Batch) -> None:
         """A spooled batch reached the sink: count it stored (and replayed) in its hours."""
-        counts: Counter[tuple[int, str, str, str, str]] = Counter()
+        counts: Counter[CountKey] = Counter()
         self._count(counts, batch, "stored")
         self._count(counts, batch, "replayed")
         self.store.add_counts(_rows(counts))
@@ -291,7 +310,9 @@ class Collector:
         items: list[Reading | StatusUpdate] = []
         for p in batch.points:
             if (device := registry.get(p.device_id)) is not None:
-                items.append(Reading(device=device, ts=from_ms(p.ts_ms), seq=p.seq, values=dict(p.values)))
+                items.append(Reading(device=device, ts=from_ms(p.ts_ms), seq=p.seq, values=dict(p.values),
+                                     period=p.period, flags=dict(p.flags), invalid=dict(p.invalid),
+                                     backfill=p.backfill))
         for s in batch.statuses:
             if (device := registry.get(s.device_id)) is not None:
                 items.append(StatusUpdate(device=device, ts=from_ms(s.ts_ms), online=s.online, battery=s.battery,
@@ -302,13 +323,16 @@ class Collector:
         """A spooled batch the sink refuses as invalid: keep every record as a dead letter, never drop it."""
         now_ms = int(time.time() * 1000)
         dead = [DeadLetter(telemetry_topic(p.domain, p.device_id), point_line(p).encode(), SINK_REJECTED,
-                           str(exc), now_ms, p.device_id, p.domain) for p in batch.points]
+                           str(exc), now_ms, p.device_id, p.domain, source=self._source(p.device_id))
+                for p in batch.points]
         dead += [DeadLetter(status_topic(s.domain, s.device_id), status_line(s).encode(), SINK_REJECTED,
-                            str(exc), now_ms, s.device_id, s.domain) for s in batch.statuses]
-        counts: Counter[tuple[int, str, str, str, str]] = Counter()
+                            str(exc), now_ms, s.device_id, s.domain, source=self._source(s.device_id))
+                 for s in batch.statuses]
+        counts: Counter[CountKey] = Counter()
         self._count(counts, batch, "replayed")
         for d in dead:
-            counts[(now_ms - now_ms % HOUR_MS, d.device_id or "", d.domain or "", "rejected", SINK_REJECTED)] += 1
+            counts[(now_ms - now_ms % HOUR_MS, d.device_id or "", d.domain or "", "rejected", SINK_REJECTED,
+                    d.source)] += 1
         self.store.add_deadletters(dead, _rows(counts))
 
     # -- health ------------------------------------------------------------------------------------------------
@@ -360,7 +384,7 @@ class Collector:
             self.writer.write_health(health)
 
 
-def _rows(counts: Counter[tuple[int, str, str, str, str]]) -> list[CountRow]:
-    return [CountRow(hour, dev, dom, outcome, reason, n)  # type: ignore[arg-type]
-            for (hour, dev, dom, outcome, reason), n in counts.items() if n]
+def _rows(counts: Counter[CountKey]) -> list[CountRow]:
+    return [CountRow(hour, dev, dom, outcome, reason, n, source)  # type: ignore[arg-type]
+            for (hour, dev, dom, outcome, reason, source), n in counts.items() if n]
 

@@ -17,18 +17,30 @@ from gulou.sinks.embedded_queries import StoreQueries
 from gulou.tsdb.records import Batch, DeadLetter
 from gulou.tsdb.writer import Sink, SinkError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Outcome = Literal["received", "stored", "rejected", "spooled", "replayed"]
 
-# Readings are keyed (ts_ms, device_id): collectors write in roughly time order, so inserts append to
-# the end of the table's B-tree (about twice as fast as keying by device first, measured); the
-# (device_id, ts_ms) index serves per-device queries.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS readings (
+# Readings are keyed (ts_ms, device_id, period): collectors write in roughly time order, so inserts append
+# to the end of the table's B-tree (about twice as fast as keying by device first, measured); the
+# (device_id, ts_ms) index serves per-device queries. The period keeps a station's hourly mean at 09:00
+# from overwriting its real-time reading at 09:00. ``vals`` holds the values that count (valid flags),
+# ``invalid`` those whose flag does not, ``flags`` each value's data flag (JSON; empty when none).
+_READINGS = """
+CREATE TABLE IF NOT EXISTS {name} (
     device_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, domain TEXT NOT NULL, type TEXT NOT NULL,
     street TEXT NOT NULL, site TEXT NOT NULL, seq INTEGER, tags TEXT NOT NULL, vals TEXT NOT NULL,
-    PRIMARY KEY (ts_ms, device_id)
-) WITHOUT ROWID;
+    period TEXT NOT NULL DEFAULT 'rtd', flags TEXT NOT NULL DEFAULT '', invalid TEXT NOT NULL DEFAULT '',
+    backfill INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (ts_ms, device_id, period)
+) WITHOUT ROWID"""
+# Accounting by source: "mqtt" or "hj212" (a station's packets through the gateway).
+_COUNTS = """
+CREATE TABLE IF NOT EXISTS {name} (
+    hour_ms INTEGER NOT NULL, device_id TEXT NOT NULL, domain TEXT NOT NULL, outcome TEXT NOT NULL,
+    reason TEXT NOT NULL, n INTEGER NOT NULL, source TEXT NOT NULL DEFAULT 'mqtt',
+    PRIMARY KEY (hour_ms, device_id, domain, outcome, reason, source)
+) WITHOUT ROWID"""
+_SCHEMA = _READINGS.format(name="readings") + ";" + """
 CREATE INDEX IF NOT EXISTS readings_device ON readings (device_id, ts_ms);
 CREATE TABLE IF NOT EXISTS statuses (
     device_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, domain TEXT NOT NULL, street TEXT NOT NULL,
@@ -37,27 +49,42 @@ CREATE TABLE IF NOT EXISTS statuses (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deadletters (
     id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
-    reason TEXT NOT NULL, detail TEXT NOT NULL, device_id TEXT, domain TEXT
+    reason TEXT NOT NULL, detail TEXT NOT NULL, device_id TEXT, domain TEXT,
+    source TEXT NOT NULL DEFAULT 'mqtt', mn TEXT
 );
 CREATE INDEX IF NOT EXISTS deadletters_reason ON deadletters (reason, received_ms);
-CREATE TABLE IF NOT EXISTS counts (
-    hour_ms INTEGER NOT NULL, device_id TEXT NOT NULL, domain TEXT NOT NULL, outcome TEXT NOT NULL,
-    reason TEXT NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (hour_ms, device_id, domain, outcome, reason)
-) WITHOUT ROWID;
+""" + _COUNTS.format(name="counts") + ";" + """
 CREATE TABLE IF NOT EXISTS health (
     collector_id TEXT PRIMARY KEY, updated_ms INTEGER NOT NULL, health TEXT NOT NULL
 );
 """
+# Version 1 → 2: readings gain the period (in the key), flags, invalid values and back-fill; counts and dead
+# letters gain their source. Tables whose key changes are rebuilt, their rows copied.
+_MIGRATE_1_2 = (
+    _READINGS.format(name="readings_v2"),
+    "INSERT INTO readings_v2 (device_id, ts_ms, domain, type, street, site, seq, tags, vals)"
+    " SELECT device_id, ts_ms, domain, type, street, site, seq, tags, vals FROM readings",
+    "DROP TABLE readings",
+    "ALTER TABLE readings_v2 RENAME TO readings",
+    "CREATE INDEX IF NOT EXISTS readings_device ON readings (device_id, ts_ms)",
+    _COUNTS.format(name="counts_v2"),
+    "INSERT INTO counts_v2 (hour_ms, device_id, domain, outcome, reason, n)"
+    " SELECT hour_ms, device_id, domain, outcome, reason, n FROM counts",
+    "DROP TABLE counts",
+    "ALTER TABLE counts_v2 RENAME TO counts",
+    "ALTER TABLE deadletters ADD COLUMN source TEXT NOT NULL DEFAULT 'mqtt'",
+    "ALTER TABLE deadletters ADD COLUMN mn TEXT",
+)
 
-_INSERT_READING = ("INSERT OR REPLACE INTO readings (device_id, ts_ms, domain, type, street, site, seq, tags, vals)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_READING = ("INSERT OR REPLACE INTO readings (device_id, ts_ms, domain, type, street, site, seq, tags, vals,"
+                   " period, flags, invalid, backfill) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_STATUS = ("INSERT OR REPLACE INTO statuses (device_id, ts_ms, domain, street, site, online, battery, rssi)"
                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_DEADLETTER = ("INSERT INTO deadletters (received_ms, topic, payload, reason, detail, device_id, domain)"
-                      " VALUES (?, ?, ?, ?, ?, ?, ?)")
-_UPSERT_COUNT = ("INSERT INTO counts (hour_ms, device_id, domain, outcome, reason, n) VALUES (?, ?, ?, ?, ?, ?)"
-                 " ON CONFLICT (hour_ms, device_id, domain, outcome, reason) DO UPDATE SET n = n + excluded.n")
+_INSERT_DEADLETTER = ("INSERT INTO deadletters (received_ms, topic, payload, reason, detail, device_id, domain,"
+                      " source, mn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_UPSERT_COUNT = ("INSERT INTO counts (hour_ms, device_id, domain, outcome, reason, n, source)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hour_ms, device_id, domain, outcome, reason, source)"
+                 " DO UPDATE SET n = n + excluded.n")
 
 
 @dataclass(frozen=True)
@@ -70,6 +97,7 @@ class CountRow:
     outcome: Outcome
     reason: str = ""
     n: int = 1
+    source: str = "mqtt"
 
 
 class EmbeddedStore(StoreQueries, Sink):
@@ -123,7 +151,11 @@ class EmbeddedStore(StoreQueries, Sink):
         # executescript would commit on its own, so statements run one by one in a single transaction;
         # the version is read again under the write lock in case another process created it meanwhile.
         with self._transaction() as db:
-            if self._version() < SCHEMA_VERSION:
+            current = self._version()
+            if current == 1:
+                for statement in _MIGRATE_1_2:
+                    db.execute(statement)
+            if current < SCHEMA_VERSION:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -175,7 +207,8 @@ class EmbeddedStore(StoreQueries, Sink):
         if batch.points:
             db.executemany(_INSERT_READING, [
                 (p.device_id, p.ts_ms, p.domain, p.type, p.street, p.site, p.seq,
-                 dumps(p.tags) if p.tags else "", dumps(p.values))
+                 dumps(p.tags) if p.tags else "", dumps(p.values), p.period, dumps(p.flags) if p.flags else "",
+                 dumps(p.invalid) if p.invalid else "", int(p.backfill))
                 for p in batch.points
             ])
         if batch.statuses:
@@ -209,9 +242,9 @@ class EmbeddedStore(StoreQueries, Sink):
 
 
 def _deadletter_rows(deadletters: Iterable[DeadLetter]) -> list[tuple[Any, ...]]:
-    return [(d.received_ms, d.topic, bytes(d.payload), d.reason, d.detail, d.device_id, d.domain)
+    return [(d.received_ms, d.topic, bytes(d.payload), d.reason, d.detail, d.device_id, d.domain, d.source, d.mn)
             for d in deadletters]
 
 
 def _count_rows(counts: Iterable[CountRow]) -> list[tuple[Any, ...]]:
-    return [(c.hour_ms, c.device_id, c.domain, c.outcome, c.reason, c.n) for c in counts if c.n]
+    return [(c.hour_ms, c.device_id, c.domain, c.outcome, c.reason, c.n, c.source) for c in counts if c.n]

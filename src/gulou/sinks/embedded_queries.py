@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from gulou.devices.base import DEFAULT_PERIOD
 from gulou.devices.registry import Registry
 
 HOUR_MS = 3_600_000
@@ -34,41 +35,56 @@ class StoreQueries(ABC):
         """Run one read statement on the store's connection."""
 
     def query_readings(self, domain: str | None = None, device: str | None = None, since_ms: int | None = None,
-                       until_ms: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Readings in ``[since_ms, until_ms)``, ordered by time then device, metrics flattened in."""
-        where, args = _filters(domain=domain, device_id=device, since_ms=since_ms, until_ms=until_ms)
-        sql = (f"SELECT device_id, domain, type, street, site, ts_ms, seq, tags, vals FROM readings{where}"
-               " ORDER BY ts_ms, device_id")
+                       until_ms: int | None = None, limit: int | None = None,
+                       period: str | None = DEFAULT_PERIOD) -> list[dict[str, Any]]:
+        """Readings in ``[since_ms, until_ms)``, ordered by time then device, metrics flattened in.
+
+        ``period`` picks real-time readings (the default), a station's ``minute``/``hour``/``day`` means, or
+        all of them (``None``). Station readings also carry ``<metric>_flag`` (each data flag),
+        ``<metric>_invalid`` (a value whose flag does not count; never under the metric's own name),
+        ``period`` when not real-time and ``backfill``.
+        """
+        where, args = _filters(domain=domain, device_id=device, since_ms=since_ms, until_ms=until_ms, period=period)
+        sql = (f"SELECT device_id, domain, type, street, site, ts_ms, seq, tags, vals, period, flags, invalid, backfill"
+               f" FROM readings{where} ORDER BY ts_ms, device_id, period")
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
         rows = []
-        for device_id, dom, typ, street, site, ts_ms, seq, tags, vals in self._query(sql, args):
+        for device_id, dom, typ, street, site, ts_ms, seq, tags, vals, kind, flags, invalid, backfill in self._query(
+                sql, args):
             row: dict[str, Any] = {"device_id": device_id, "domain": dom, "type": typ, "street": street,
                                    "site": site, "ts": rfc3339(ts_ms), "seq": seq}
+            if kind != DEFAULT_PERIOD:
+                row["period"] = kind
             if tags:
                 row.update(json.loads(tags))
             row.update(json.loads(vals))
+            if invalid:
+                row.update({f"{k}_invalid": v for k, v in json.loads(invalid).items()})
+            if flags:
+                row.update({f"{k}_flag": v for k, v in json.loads(flags).items()})
+            if backfill:
+                row["backfill"] = True
             rows.append(row)
         return rows
 
-    def deadletters(self, limit: int | None = None, reason: str | None = None) -> list[dict[str, Any]]:
-        """Dead letters, newest first, optionally of one reason."""
-        sql = "SELECT topic, reason, detail, payload, received_ms, device_id, domain FROM deadletters"
-        args: list[Any] = []
-        if reason is not None:
-            sql += " WHERE reason = ?"
-            args.append(reason)
-        sql += " ORDER BY received_ms DESC, id DESC"
+    def deadletters(self, limit: int | None = None, reason: str | None = None,
+                    source: str | None = None) -> list[dict[str, Any]]:
+        """Dead letters, newest first, optionally of one reason or one source (``mqtt``, ``hj212``)."""
+        sql = "SELECT topic, reason, detail, payload, received_ms, device_id, domain, source, mn FROM deadletters"
+        where, args = _filters(reason=reason, source=source)
+        sql += where + " ORDER BY received_ms DESC, id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
         out = []
-        for topic, why, detail, payload, received_ms, device_id, dom in self._query(sql, args):
+        for topic, why, detail, payload, received_ms, device_id, dom, origin, mn in self._query(sql, args):
             raw = bytes(payload)
             row: dict[str, Any] = {"topic": topic, "reason": why, "detail": detail,
                                    "payload": raw.decode("utf-8", errors="replace"),
-                                   "received_at": rfc3339(received_ms), "device_id": device_id, "domain": dom}
+                                   "received_at": rfc3339(received_ms), "device_id": device_id, "domain": dom,
+                                   "source": origin, "mn": mn}
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -104,6 +120,11 @@ class StoreQueries(ABC):
                    f" GROUP BY {key}, outcome ORDER BY {key}")
             for name, outcome, n in self._query(sql):
                 table.setdefault(name, {"received": 0, "stored": 0, "rejected": 0})[outcome] = int(n)
+        by_source: dict[str, dict[str, int]] = {}
+        for name, outcome, n in self._query(
+                "SELECT source, outcome, SUM(n) FROM counts WHERE outcome IN ('received', 'stored', 'rejected')"
+                " GROUP BY source, outcome ORDER BY source"):
+            by_source.setdefault(name, {"received": 0, "stored": 0, "rejected": 0})[outcome] = int(n)
         by_reason = {reason: int(n) for reason, n in self._query(
             "SELECT reason, SUM(n) FROM counts WHERE outcome = 'rejected' GROUP BY reason ORDER BY SUM(n) DESC")}
         collectors: dict[str, dict[str, Any]] = {}
@@ -119,7 +140,7 @@ class StoreQueries(ABC):
         return {
             "received": totals["received"], "stored": totals["stored"], "rejected": totals["rejected"],
             "spooled": max(0, totals["spooled"] - totals["replayed"]),
-            "by_domain": by_domain, "by_reason": by_reason, "by_device": by_device,
+            "by_domain": by_domain, "by_source": by_source, "by_reason": by_reason, "by_device": by_device,
             "spool": spool, "collectors": collectors,
         }
 

@@ -19,7 +19,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gulou.backoff import Backoff
-from gulou.devices.contract import STATUS_FILTER, TELEMETRY_FILTER, TOPIC_ROOT
+from gulou.devices.contract import STATION_DEADLETTERS, STATUS_FILTER, TELEMETRY_FILTER, TOPIC_ROOT
 from gulou.settings import BrokerAddress, Settings
 from gulou.sources.base import Delivery, Source, SourceOptions
 
@@ -149,9 +149,9 @@ class LinkConfig:
 
 
 def default_link(client_id: str, share_group: str | None, mqtt5: bool = True, **extra: Any) -> LinkConfig:
-    """Link settings for the contract's telemetry and status topics."""
-    return LinkConfig(client_id=client_id, topics=(TELEMETRY_FILTER, STATUS_FILTER), share_group=share_group,
-                      mqtt5=mqtt5, **extra)
+    """Link settings for the contract's telemetry and status topics and the HJ 212 gateway's dead letters."""
+    return LinkConfig(client_id=client_id, topics=(TELEMETRY_FILTER, STATUS_FILTER, STATION_DEADLETTERS),
+                      share_group=share_group, mqtt5=mqtt5, **extra)
 
 
 class MqttSource(Source):

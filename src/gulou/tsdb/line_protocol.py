@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from functools import cache
 
+from gulou.devices.base import DEFAULT_PERIOD
 from gulou.devices.catalog import CATALOG
 from gulou.tsdb.records import Batch, Point, StatusEvent
 
@@ -79,10 +80,23 @@ def _typed(device_type: str, name: str, value: float | int | bool) -> FieldValue
 
 
 def point_line(point: Point) -> str:
-    """Line protocol for one reading: measurement = domain, registry tags, metrics as fields."""
+    """Line protocol for one reading: measurement = domain, registry tags, metrics as fields.
+
+    Station readings add: a ``period`` tag on period means (``minute``, ``hour``, ``day``; real-time points
+    stay untagged, so their series are those of any other device), each data flag as a ``<metric>_flag``
+    string field, a value whose flag is not valid as ``<metric>_invalid`` (never as ``<metric>``, which
+    panels and means read), and ``backfill=true`` on data the logger sent again from its memory.
+    """
     tags = {"device": point.device_id, "type": point.type, "street": point.street, "site": point.site,
             **point.tags}
-    fields = {k: _typed(point.type, k, v) for k, v in point.values.items()}
+    fields: dict[str, FieldValue | None] = {k: _typed(point.type, k, v) for k, v in point.values.items()}
+    if point.period != DEFAULT_PERIOD:
+        tags["period"] = point.period
+    if point.flags or point.invalid or point.backfill:
+        fields.update({f"{k}_invalid": _typed(point.type, k, v) for k, v in point.invalid.items()})
+        fields.update({f"{k}_flag": v for k, v in point.flags.items()})
+        if point.backfill:
+            fields["backfill"] = True
     return encode_line(point.domain, tags, fields, point.ts_ms)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gulou.devices.base import DEFAULT_PERIOD, Period
 from gulou.devices.contract import Reading, StatusUpdate
 
 
@@ -22,6 +23,12 @@ class Point:
     seq: int | None = None
     # Domain keys operators filter by: river (water), category (waste bins), lot_type (parking).
     tags: dict[str, str] = field(default_factory=dict)
+    # Station fields (HJ 212): the period the values cover (``ts_ms`` is its start), each value's data flag,
+    # the values whose flag is not valid (kept apart from ``values``), and whether the data was sent again.
+    period: Period = DEFAULT_PERIOD
+    flags: dict[str, str] = field(default_factory=dict)
+    invalid: dict[str, float | int | bool] = field(default_factory=dict)
+    backfill: bool = False
 
     @classmethod
     def from_reading(cls, reading: Reading) -> Point:
@@ -31,7 +38,8 @@ class Point:
                                   ("lot_type", d.site.lot_type)) if v}
         return cls(device_id=d.id, domain=d.domain, type=d.type, street=d.street, site=d.site.id,
                    ts_ms=int(reading.ts.timestamp() * 1000), values=dict(reading.values), seq=reading.seq,
-                   tags=tags)
+                   tags=tags, period=reading.period, flags=dict(reading.flags), invalid=dict(reading.invalid),
+                   backfill=reading.backfill)
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict for the spool."""
@@ -75,6 +83,9 @@ class DeadLetter:
     received_ms: int
     device_id: str | None = None
     domain: str | None = None
+    # Where it came from: "mqtt" (the contract's topics) or "hj212" (a station's packet, bytes as received).
+    source: str = "mqtt"
+    mn: str | None = None  # the HJ 212 MN the packet claims
 
 
 @dataclass

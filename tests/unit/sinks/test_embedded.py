@@ -126,7 +126,7 @@ def test_deadletter_round_trip_with_binary_payloads(store: EmbeddedStore) -> Non
     good = store.deadletters(reason="wrong_type")[0]
     assert good == {"topic": "gulou/air/AQ-1/telemetry", "reason": "wrong_type", "detail": "pm25: not a number",
                     "payload": '{"ts": 1, "pm25": "高"}', "received_at": "2026-09-21T15:00:00.000Z",
-                    "device_id": "AQ-1", "domain": "air"}
+                    "device_id": "AQ-1", "domain": "air", "source": "mqtt", "mn": None}
     assert newest_first[0]["device_id"] is None and newest_first[0]["payload"] == ""
     assert len(store.deadletters(limit=2)) == 2
 
@@ -150,8 +150,9 @@ def test_stats_shape_and_arithmetic(store: EmbeddedStore) -> None:
     store.set_health("c2", {"spool": {"depth": 1, "points": 2, "bytes": 150, "max_bytes": 1000}, "reconnects": 4})
     store.set_health("c2", {"spool": {"depth": 1, "points": 2, "bytes": 400, "max_bytes": 1000}, "reconnects": 5})
     stats = store.stats()
-    assert set(stats) == {"received", "stored", "rejected", "spooled", "by_domain", "by_reason", "by_device",
-                          "spool", "collectors"}
+    assert set(stats) == {"received", "stored", "rejected", "spooled", "by_domain", "by_source", "by_reason",
+                          "by_device", "spool", "collectors"}
+    assert stats["by_source"] == {"mqtt": {"received": 11, "stored": 5, "rejected": 4}}
     assert (stats["received"], stats["stored"], stats["rejected"], stats["spooled"]) == (11, 5, 4, 3)
     assert stats["by_domain"] == {"air": {"received": 6, "stored": 3, "rejected": 2},
                                   "water": {"received": 5, "stored": 2, "rejected": 2}}
@@ -167,7 +168,8 @@ def test_stats_shape_and_arithmetic(store: EmbeddedStore) -> None:
 
 def test_stats_of_empty_store(store: EmbeddedStore) -> None:
     assert store.stats() == {
-        "received": 0, "stored": 0, "rejected": 0, "spooled": 0, "by_domain": {}, "by_reason": {}, "by_device": {},
+        "received": 0, "stored": 0, "rejected": 0, "spooled": 0, "by_domain": {}, "by_source": {}, "by_reason": {},
+        "by_device": {},
         "spool": {"depth": 0, "points": 0, "bytes": 0, "max_bytes": 0, "fill_ratio": 0.0}, "collectors": {},
     }
 

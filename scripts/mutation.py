@@ -51,14 +51,14 @@ MODULES: dict[str, Module] = {
         files=("src/gulou/rules/standards/*.py",),
         tests=tuple(f"tests/unit/rules/test_standards_{name}.py" for name in (
             "aqi", "black_odour", "data", "structure", "validity", "water", "rule_files", "recompute_tables",
-            "mutants")),
+            "edges")),
     ),
     "rules": Module(
         files=("src/gulou/rules/model.py", "src/gulou/rules/engine.py"),
         tests=("tests/unit/rules/test_rules_model.py", "tests/unit/rules/test_rules_engine.py",
                "tests/unit/rules/test_rules_defaults.py", "tests/unit/rules/test_rule_boundaries.py",
                "tests/unit/rules/test_alerts_lifecycle.py", "tests/unit/rules/test_derived_aqi.py",
-               "tests/unit/rules/test_event_clock.py", "tests/unit/rules/test_rules_mutants.py"),
+               "tests/unit/rules/test_event_clock.py", "tests/unit/rules/test_engine_edges.py"),
     ),
     "spool": Module(
         files=("src/gulou/ingest/spool.py",),

@@ -1,4 +1,4 @@
-"""Derived metrics computed from one reading: AQI, water class, black-odour level, tilt, occupancy, sorting."""
+"""Derived metrics of one reading: water class, black-odour level, tilt, occupancy, sorting (AQI: hourly)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gulou.devices.registry import Device
-from gulou.rules.model import DERIVED, WATER_CLASS_ORDINAL, site_target_class
+from gulou.rules.model import DERIVED, HOURLY, WATER_CLASS_ORDINAL, site_target_class
 
 log = logging.getLogger(__name__)
 BLACK_ODOUR_LEVEL: dict[str, int] = {"none": 0, "light": 1, "severe": 2}
@@ -20,8 +20,8 @@ CLASS_BY_ORDINAL: dict[int, str] = {v: k for k, v in WATER_CLASS_ORDINAL.items()
 class Derived:
     """A metric value with an optional label (class name, category), the standard's own 超标倍数 and its result.
 
-    ``result`` is the standards function's whole answer (``AqiResult`` for ``aqi``), so whoever needs more
-    than the value (the derived ``aqi`` series) takes it from here instead of rating the reading again.
+    ``result`` is the standards function's whole answer (``AqiResult`` for an hour's ``aqi``), so whoever needs
+    more than the value takes it from here instead of rating again.
     """
 
     value: float
@@ -63,11 +63,8 @@ def _derive(metric: str, values: Mapping[str, float | int | bool], device: Devic
         return Derived(float(tilt_ratio(inputs["tilt_x"], inputs["tilt_y"])))
     if not inputs:
         return None
-    if metric == "aqi":
-        from gulou.rules.standards import aqi
-
-        result = aqi(inputs, at, "hourly")
-        return Derived(float(result.aqi), label=str(result.category), result=result)
+    if metric in HOURLY:
+        return None  # rated from the hour's means (gulou.rules.hourly), never from a single reading
     if metric == "water_class":
         from gulou.rules.standards import water_class
 

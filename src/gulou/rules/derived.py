@@ -1,17 +1,17 @@
-"""Derived series the rules service writes to the time-series store: the hourly AQI of each air reading."""
+"""Derived series the rules service writes to the time-series store: each air station's HJ 633 hourly AQI."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from gulou.channels.base import DeliveryError
 from gulou.channels.outbox import MemoryOutbox
 from gulou.channels.worker import ChannelWorker
-from gulou.devices.registry import Device
-from gulou.rules.engine import Evaluation
-from gulou.rules.model import DERIVED
+from gulou.devices.registry import Device, Registry
+from gulou.rules.hourly import HourlyAqi
 from gulou.rules.standards import AqiResult
 from gulou.rules.standards.tables import hj633
 from gulou.tsdb.line_protocol import encode_line
@@ -20,9 +20,8 @@ from gulou.tsdb.writer import LineWriter
 log = logging.getLogger(__name__)
 
 AQI_MEASUREMENT = "aqi"
-# The engine's derived metric the series is made of, rated from these pollutants (not temperature, humidity).
+# The engine's hourly metric the series is made of.
 AQI_METRIC = "aqi"
-AQI_INPUTS: tuple[str, ...] = DERIVED[AQI_METRIC]
 LineBatch = list[str]
 
 
@@ -34,13 +33,15 @@ def aqi_level(result: AqiResult) -> int:
     raise ValueError(f"AQI level {result.level!r} is not in the HJ 633 category table")
 
 
-def aqi_line(device: Device, ts_ms: int, result: AqiResult) -> str:
-    """The ``aqi`` measurement line for one rated reading."""
+def aqi_line(device: Device, ts_ms: int, result: AqiResult, rated: Sequence[str] = ()) -> str:
+    """The ``aqi`` measurement line of one station hour (``ts_ms``: the hour's start)."""
     tags = {"device": device.id, "street": device.street, "site": device.site.id}
     fields: dict[str, int | str] = {
         "aqi": result.aqi, "level": aqi_level(result), "category": result.category,
         "primary": ",".join(result.primary_pollutants), "standard": result.standard,
     }
+    if rated:
+        fields["rated"] = ",".join(rated)  # the valid hourly values the AQI was rated from
     return encode_line(AQI_MEASUREMENT, tags, fields, ts_ms)
 
 
@@ -64,17 +65,20 @@ def _describe(batch: LineBatch) -> str:
 
 
 class AqiWriter:
-    """Writes the ``aqi`` line of each rated air reading in batches; the engine rated it (``derive_always``).
+    """Writes the ``aqi`` line of each closed station hour in batches; the engine keeps the hours (``take_hours``).
 
-    ``observe`` never waits: lines collect in a buffer that is handed to a ``ChannelWorker`` every
+    ``observe_hours`` never waits: lines collect in a buffer that is handed to a ``ChannelWorker`` every
     ``flush_s`` seconds or at ``batch_lines`` lines. A failed batch is retried with backoff, then kept in a
     bounded in-memory outbox and redelivered; when that is full the oldest batch is dropped with a warning.
     """
 
+    # Naming the hourly metric makes the engine keep every closed station hour for this writer.
     metrics: tuple[str, ...] = (AQI_METRIC,)
 
-    def __init__(self, lines: LineWriter, *, flush_s: float = 1.0, batch_lines: int = 500, attempts: int = 4,
-                 backoff_s: float = 0.5, redeliver_s: float = 30.0, keep_batches: int = 2000) -> None:
+    def __init__(self, lines: LineWriter, registry: Registry, *, flush_s: float = 1.0, batch_lines: int = 500,
+                 attempts: int = 4, backoff_s: float = 0.5, redeliver_s: float = 30.0,
+                 keep_batches: int = 2000) -> None:
+        self.registry = registry
         self.flush_s, self.batch_lines = flush_s, batch_lines
         self.channel = LinesChannel(lines)
         self.outbox: MemoryOutbox[LineBatch] = MemoryOutbox(keep_batches, size=len)
@@ -83,24 +87,24 @@ class AqiWriter:
         self._lines: LineBatch = []
         self.counts = {"rated": 0, "unrated": 0, "batches": 0}
 
-    def observe(self, evaluation: Evaluation) -> AqiResult | None:
-        """Buffer the line of an evaluated air reading the engine could rate; returns its result."""
-        device, values = evaluation.device, evaluation.values
-        if device is None or device.domain != "air" or values is None or AQI_METRIC not in evaluation.derived:
-            return None
-        derived = evaluation.derived[AQI_METRIC]
-        result = derived.result if derived is not None else None
-        if not isinstance(result, AqiResult):
-            if any(n in values and not isinstance(values[n], bool) for n in AQI_INPUTS):
-                # Values the standard refuses (negative, not finite) give no AQI; the reading itself is kept.
+    def observe_hours(self, hours: Sequence[HourlyAqi]) -> list[AqiResult]:
+        """Buffer the line of every closed hour with an AQI; an hour without a valid mean is only counted."""
+        rated: list[AqiResult] = []
+        for hour in hours:
+            device = self.registry.get(hour.device_id)
+            if device is None:
+                continue
+            if hour.result is None:
+                # No pollutant had its 45 minutes: HJ 633 gives no hourly AQI, so no line either.
                 self.counts["unrated"] += 1
-                log.debug("no AQI for %s at %d", device.id, evaluation.ts_ms)
-            return None
-        self.counts["rated"] += 1
-        self._lines.append(aqi_line(device, evaluation.ts_ms, result))
-        if len(self._lines) >= self.batch_lines:
-            self.flush()
-        return result
+                log.debug("no hourly AQI for %s at %d: %s", device.id, hour.hour_ms, hour.values.invalid())
+                continue
+            self.counts["rated"] += 1
+            self._lines.append(aqi_line(device, hour.hour_ms, hour.result, sorted(hour.values.inputs())))
+            rated.append(hour.result)
+            if len(self._lines) >= self.batch_lines:
+                self.flush()
+        return rated
 
     def flush(self) -> None:
         """Hand the buffered lines to the delivery worker as one batch (never waits)."""

@@ -12,7 +12,18 @@ from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Device, Registry
 from gulou.rules.alerts import AlertBook, AlertTransition, Signal
 from gulou.rules.derive import CLASS_BY_ORDINAL, Derived, derive
-from gulou.rules.model import AbsenceRule, AnyRule, HeldRule, RateRule, RatioRule, ThresholdRule, WindowRule, compare
+from gulou.rules.hourly import HourAccumulator, HourlyAqi, rate_hour
+from gulou.rules.model import (
+    HOURLY,
+    AbsenceRule,
+    AnyRule,
+    HeldRule,
+    RateRule,
+    RatioRule,
+    ThresholdRule,
+    WindowRule,
+    compare,
+)
 from gulou.rules.windows import BucketWindow, EventWindow, aggregate
 from gulou.timeutil import CHINA_TZ, from_ms, to_ms
 from gulou.tsdb.records import Point, StatusEvent
@@ -60,8 +71,10 @@ class Engine:
     def __init__(self, rules: Sequence[AnyRule], registry: Registry, *, lateness_s: float = 600.0,
                  default_renotify_s: float | None = 3600.0, derive_always: Sequence[str] = ()) -> None:
         self.rules = [r for r in rules if r.enabled]
-        # Metrics derived for every reading even when no rule asks (the derived series writers need them).
+        # Metrics derived for every reading even when no rule asks (the derived series writers need them);
+        # an hourly metric here (``aqi``) keeps every closed station hour for ``take_hours``.
         self.derive_always = tuple(derive_always)
+        self.collect_hours = any(m in HOURLY for m in self.derive_always)
         self.registry = registry
         self.lateness_ms = int(lateness_s * 1000)
         self.book = AlertBook(default_renotify_s)
@@ -74,6 +87,10 @@ class Engine:
         # Per (rule, subject) state: held counters, windows, ratio periods.
         self._state: dict[str, Any] = {}
         self._group_device: dict[str, str] = {}
+        # Per air station: the open clock hours and recent hourly means (HJ 633 hourly values).
+        self._hours: dict[str, HourAccumulator] = {}
+        self._closed_hours: list[HourlyAqi] = []
+        self._hourly_for: dict[str, list[AnyRule]] = {}
 
     # -- inputs ---------------------------------------------------------------------------------
     def rules_for(self, device: Device) -> list[AnyRule]:
@@ -109,7 +126,7 @@ class Engine:
         derived: dict[str, Derived | None] = {}
         transitions = self._reading(device, ts, ts_ms, item.values, derived)
         for metric in self.derive_always:
-            if metric not in derived:
+            if metric not in derived and metric not in HOURLY:
                 derived[metric] = derive(metric, item.values, device, ts)
         return Evaluation(device, ts_ms, transitions, item.values, derived)
 
@@ -149,28 +166,76 @@ class Engine:
                     self._ratio_add(out, rule, device, ts_ms, values)
                 continue
             metric = rule.metric
+            if metric in HOURLY:
+                continue  # judged on the hour's mean when the hour closes (below)
             if metric not in cache:
                 cache[metric] = derive(metric, values, device, ts)
             derived = cache[metric]
             if derived is None:
                 continue
-            self.stats.evaluations += 1
-            if isinstance(rule, HeldRule):
-                if not stale:  # an older reading says nothing about the current state
-                    self._emit(out, rule, device, key, self._held(rule, device, key, ts, ts_ms, derived))
-            elif isinstance(rule, ThresholdRule):
-                if not stale:
-                    self._emit(out, rule, device, key, self._compare(rule, device, ts, derived))
-            elif not late:
-                end_ms = max(ts_ms, self._watermark[device.id])
-                end = ts if end_ms == ts_ms else from_ms(end_ms)
-                if isinstance(rule, WindowRule):
-                    signal = self._window(rule, device, key, ts_ms, end, derived.value)
-                else:
-                    signal = self._rate(rule, device, key, ts_ms, end, derived.value)
-                if signal is not None:
-                    self._emit(out, rule, device, key, signal)
+            self._judge(out, rule, device, key, ts, ts_ms, derived, stale, late)
+        hours = self._accumulator(device)
+        if hours is not None:
+            if not late:
+                hours.add(ts_ms, values)
+            self._close_hours(out, device, hours, self._watermark[device.id] - self.lateness_ms)
         return out
+
+    def _judge(self, out: list[AlertTransition], rule: AnyRule, device: Device, key: str, ts: datetime,
+               ts_ms: int, derived: Derived, stale: bool, late: bool, end_ms: int | None = None) -> None:
+        """Evaluate one value-based rule on a derived value at ``ts`` (a reading's, or an hour's start)."""
+        self.stats.evaluations += 1
+        if isinstance(rule, HeldRule):
+            if not stale:  # an older reading says nothing about the current state
+                self._emit(out, rule, device, key, self._held(rule, device, key, ts, ts_ms, derived))
+        elif isinstance(rule, ThresholdRule):
+            if not stale:
+                self._emit(out, rule, device, key, self._compare(rule, device, ts, derived))
+        elif isinstance(rule, WindowRule | RateRule) and not late:
+            if end_ms is None:
+                end_ms = max(ts_ms, self._watermark[device.id])
+            end = ts if end_ms == ts_ms else from_ms(end_ms)
+            if isinstance(rule, WindowRule):
+                signal = self._window(rule, device, key, ts_ms, end, derived.value)
+            else:
+                signal = self._rate(rule, device, key, ts_ms, end, derived.value)
+            if signal is not None:
+                self._emit(out, rule, device, key, signal)
+
+    # -- hourly values (HJ 633) -------------------------------------------------------------------
+    def _hourly_rules(self, device: Device) -> list[AnyRule]:
+        found = self._hourly_for.get(device.id)
+        if found is None:
+            found = self._hourly_for[device.id] = [
+                r for r in self.rules_for(device) if getattr(r, "metric", None) in HOURLY]
+        return found
+
+    def _accumulator(self, device: Device) -> HourAccumulator | None:
+        """The station's hour accumulator, when hourly values are wanted for it (rules or the series)."""
+        found = self._hours.get(device.id)
+        if found is None and device.domain == "air" and (self.collect_hours or self._hourly_rules(device)):
+            found = self._hours[device.id] = HourAccumulator(device.interval_s)
+        return found
+
+    def _close_hours(self, out: list[AlertTransition], device: Device, hours: HourAccumulator,
+                     before_ms: int) -> None:
+        """Close the station's hours that no accepted reading can reach any more, and judge their AQI."""
+        for values in hours.close(device.id, before_ms):
+            hour = rate_hour(values)
+            if self.collect_hours:
+                self._closed_hours.append(hour)
+            if hour.result is None:
+                continue
+            derived = Derived(float(hour.result.aqi), label=hour.result.category, result=hour.result)
+            ts = from_ms(hour.hour_ms)
+            for rule in self._hourly_rules(device):
+                self._judge(out, rule, device, f"{rule.id}|{device.id}", ts, hour.hour_ms, derived, False, False,
+                            end_ms=hour.hour_ms)
+
+    def take_hours(self) -> list[HourlyAqi]:
+        """Station hours closed since the last call (kept only when ``derive_always`` names an hourly metric)."""
+        hours, self._closed_hours = self._closed_hours, []
+        return hours
 
     def tick(self, now: datetime) -> list[AlertTransition]:
         """Clock-driven checks: absence (device offline) and closing ratio periods."""
@@ -193,6 +258,11 @@ class Engine:
         for rule in self._ratio:
             for key in [k for k in self._state if k.startswith(f"{rule.id}|")]:
                 self._ratio_close(out, rule, key, now_ms - self.lateness_ms)
+        # A station that stopped reporting still gets its last hours closed once no reading can reach them.
+        for device_id, hours in self._hours.items():
+            device = self.registry.get(device_id)
+            if device is not None:
+                self._close_hours(out, device, hours, now_ms - self.lateness_ms)
         return out
 
     # -- evaluation -------------------------------------------------------------------------------
@@ -323,7 +393,8 @@ class Engine:
             state[key] = value.state() if isinstance(value, EventWindow | BucketWindow) else value
         return {"version": SNAPSHOT_VERSION, "watermark": dict(self._watermark),
                 "last_seen": dict(self._last_seen), "state": state, "groups": dict(self._group_device),
-                "alerts": self.book.state(), "stats": asdict(self.stats)}
+                "alerts": self.book.state(), "stats": asdict(self.stats),
+                "hours": {device_id: hours.state() for device_id, hours in self._hours.items()}}
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Resume from a snapshot; state of rules that no longer exist is dropped."""
@@ -348,6 +419,11 @@ class Engine:
                 self._state[key] = window
             else:
                 self._state[key] = value
+        self._hours = {}
+        for device_id, saved in snap.get("hours", {}).items():
+            device = self.registry.get(device_id)
+            if device is not None:
+                self._hours[device_id] = HourAccumulator.from_state(saved, device.interval_s)
         self.book.restore([a for a in snap["alerts"] if a["rule_id"] in rules])
         self.stats = EngineStats(**snap.get("stats", {}))
 

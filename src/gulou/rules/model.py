@@ -33,6 +33,9 @@ DERIVED: dict[str, tuple[str, ...]] = {
     "occupancy": ("occupied_spots", "total_spots"),
     "sorting_rate": ("correct", "inspected"),
 }
+# Derived metrics rated from a station's clock-hour means (HJ 633 hourly values), not from one reading: rules on
+# them are judged once per closed hour, at the hour's start (gulou.rules.hourly).
+HOURLY: frozenset[str] = frozenset({"aqi"})
 WATER_CLASS_ORDINAL: dict[str, int] = {klass: n for n, klass in enumerate(CLASS_ORDER, start=1)}
 TEMPLATE_FIELDS = frozenset({
     "rule", "device", "device_name", "site", "site_name", "street", "domain", "metric", "value", "limit",

@@ -48,8 +48,8 @@ class RulesService:
                  derived_batch_lines: int = 500) -> None:
         self.settings = settings
         self.registry = registry
-        # The hourly AQI of every air reading goes to the time-series store as the ``aqi`` measurement.
-        self.aqi_writer = AqiWriter(influx, flush_s=derived_flush_s, batch_lines=derived_batch_lines,
+        # Each air station's hourly AQI (HJ 633, from valid hourly means) goes to the store as ``aqi``.
+        self.aqi_writer = AqiWriter(influx, registry, flush_s=derived_flush_s, batch_lines=derived_batch_lines,
                                     attempts=retry_attempts, backoff_s=retry_backoff_s,
                                     redeliver_s=redeliver_s) if influx is not None else None
         self.engine = Engine(rules, registry, lateness_s=lateness_s, default_renotify_s=renotify_s,
@@ -158,7 +158,7 @@ class RulesService:
             evaluation = self.engine.evaluate(item)
             self.dispatch(evaluation.transitions)
             if self.aqi_writer is not None:
-                self.aqi_writer.observe(evaluation)
+                self.aqi_writer.observe_hours(self.engine.take_hours())
             if self.clock == "event":
                 when = evaluation.ts_ms
                 if self._event_ms is None or when > self._event_ms:
@@ -191,6 +191,8 @@ class RulesService:
         """Run clock-driven checks now and dispatch what they produce."""
         transitions = self.engine.tick(self.now())
         self.dispatch(transitions)
+        if self.aqi_writer is not None:
+            self.aqi_writer.observe_hours(self.engine.take_hours())
         return transitions
 
     async def _ticker(self) -> None:

@@ -1,4 +1,4 @@
-"""A rules service with a real InfluxDB-protocol store (VictoriaMetrics) writes the ``aqi`` series."""
+"""A rules service with a real InfluxDB-protocol store (VictoriaMetrics) writes the hourly ``aqi`` series."""
 
 from __future__ import annotations
 
@@ -24,11 +24,16 @@ def test_rules_service_writes_the_aqi_series(victoria_metrics: VictoriaMetrics, 
     feb = datetime(2026, 2, 10, 2, tzinfo=UTC)  # HJ 633-2012
     march = datetime(2026, 3, 5, 2, tzinfo=UTC)  # HJ 633-2026
     readings = []
-    for device_id, ts, pm25 in (("aq-001", feb, 80.0), ("aq-001", march, 80.0), ("aq-002", march, 20.0),
-                                ("aq-002", march + timedelta(minutes=1), 150.0)):
+    # Hours of minute readings; a reading (no pollutant) 70 minutes after each hour's start closes it (the
+    # lateness bound is 10 minutes).
+    for device_id, start, pm25 in (("aq-001", feb, 80.0), ("aq-001", march, 80.0), ("aq-002", march, 20.0),
+                                   ("aq-002", march + timedelta(hours=1), 150.0)):
         device = registry.get(device_id)
         assert device is not None
-        readings.append(Reading(device=device, ts=ts, seq=None, values={"pm25": pm25, "temperature": 9.0}))
+        readings += [Reading(device=device, ts=start + timedelta(minutes=m), seq=None,
+                             values={"pm25": pm25, "temperature": 9.0}) for m in range(60)]
+        readings.append(Reading(device=device, ts=start + timedelta(minutes=70), seq=None,
+                                values={"temperature": 9.0}))
 
     async def main() -> None:
         task = asyncio.create_task(service.run())
@@ -46,10 +51,11 @@ def test_rules_service_writes_the_aqi_series(victoria_metrics: VictoriaMetrics, 
     series = {(s["metric"]["device"], s["metric"]["street"], s["metric"]["site"]): dict(
         zip(s["timestamps"], s["values"], strict=True)) for s in victoria_metrics.export("aqi_aqi")}
     ms = {name: int(ts.timestamp() * 1000) for name, ts in (("feb", feb), ("march", march))}
-    # PM2.5 80: 2012 column 75–115 → 107; 2026 column 60–115 → 119. PM2.5 20 → 29; 150 → 200 (both tables).
+    # Hourly means, stamped at the hour's start. PM2.5 80: 2012 column 75–115 → 107; 2026 column 60–115 → 119.
+    # PM2.5 20 → 29; 150 → 200 (both tables).
     assert series == {
         ("aq-001", "温泉街道", "air-wq-01"): {ms["feb"]: 107, ms["march"]: 119},
-        ("aq-002", "鼓西街道", "air-gx-02"): {ms["march"]: 29, ms["march"] + 60_000: 200},
+        ("aq-002", "鼓西街道", "air-gx-02"): {ms["march"]: 29, ms["march"] + 3_600_000: 200},
     }
     levels = {s["metric"]["device"]: s["values"] for s in victoria_metrics.export("aqi_level")}
     assert levels == {"aq-001": [3, 3], "aq-002": [1, 4]}

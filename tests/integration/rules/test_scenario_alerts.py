@@ -35,6 +35,7 @@ SECRET = "scenario-webhook-secret"
 EPISODE_RAMP = 0.15
 ODOUR_RAMP = 0.10
 RULES = {r.id: r for r in load_rules()}
+HOUR_S = 3600.0
 
 
 @pytest.fixture
@@ -74,8 +75,10 @@ def _expectations(scenario: Scenario, registry: Registry) -> tuple[list[Expect],
     i, e = inc("pm25_episode")
     ramp = EPISODE_RAMP * e.duration
     for rule in ("air-aqi-over-100", "air-aqi-over-150", "air-aqi-over-200"):
-        out.append(Expect(rule, i, (e.at, e.at + ramp + interval(i)),
-                          (e.at + e.duration - ramp, e.at + e.duration + interval(i))))
+        # The hourly AQI is judged per clock hour and stamped with the hour's start: an alert carries the start
+        # of the first hour whose mean is over, and resolves with the first hour back under the clear limit.
+        out.append(Expect(rule, i, (e.at - HOUR_S, e.at + ramp + HOUR_S),
+                          (e.at + e.duration - ramp - HOUR_S, e.at + e.duration + HOUR_S)))
     i, e = inc("black_odour")
     held = RULES["water-black-odour-light"]
     assert isinstance(held, HeldRule) and held.for_count is not None

@@ -32,10 +32,11 @@ AIR, RIVER, DRINKING, BIN, POINT, LOT, HOUSE = (
     "aq-001", "wq-baima-01", "wq-minjiang-02", "bin-001-rec", "sort-001", "pk-001", "st-001-ne")
 # rule id → (device, [(minutes after T0, values on top of the device's calm values)])
 SEQUENCES: dict[str, tuple[str, list[tuple[float, dict[str, Any]]]]] = {
-    "air-aqi-over-100": (AIR, [(0, {"pm25": 100.0})]),
-    "air-aqi-over-150": (AIR, [(0, {"pm25": 140.0})]),
-    "air-aqi-over-200": (AIR, [(0, {"pm25": 200.0})]),
-    "air-aqi-over-300": (AIR, [(0, {"pm25": 300.0})]),
+    # Hourly AQI: an hour of readings, then one 10 minutes (the lateness bound) past it closes the hour.
+    "air-aqi-over-100": (AIR, [*hours(1, 60, pm25=100.0), (70, {})]),
+    "air-aqi-over-150": (AIR, [*hours(1, 60, pm25=140.0), (70, {})]),
+    "air-aqi-over-200": (AIR, [*hours(1, 60, pm25=200.0), (70, {})]),
+    "air-aqi-over-300": (AIR, [*hours(1, 45, pm25=300.0), (70, {})]),
     "air-pm25-24h-class2": (AIR, hours(20, 45, pm25=80.0)),
     "air-o3-8h-over-160": (AIR, hours(6, 45, o3=200.0)),
     "water-class-worse-than-target": (RIVER, [(m, {"nh3n": 2.5}) for m in (0, 5, 10)]),

@@ -1,7 +1,8 @@
 """Readings for reports, read straight from the embedded store's SQLite file (read-only) into polars frames.
 
 This is the only module of the reports that knows the store's table layout: ``readings`` keyed by
-(ts_ms, device_id) with the metric values as a JSON object in ``vals``.
+(ts_ms, device_id, period) with the metric values as a JSON object in ``vals`` (only values whose data flag
+counts as valid). Reports read real-time readings (``period = 'rtd'``), not the stations' period means.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class StoreSource:
         chunks: list[pl.DataFrame] = []
         cursor = self._db.execute(
             "SELECT device_id, site, street, ts_ms, vals FROM readings"
-            " WHERE domain = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, device_id",
+            " WHERE domain = ? AND ts_ms >= ? AND ts_ms < ? AND period = 'rtd' ORDER BY ts_ms, device_id",
             (domain, _ms(since), _ms(until)))
         while rows := cursor.fetchmany(FETCH_ROWS):
             raw = pl.DataFrame(rows, schema={"device_id": pl.Utf8, "site": pl.Utf8, "street": pl.Utf8,
@@ -72,14 +73,15 @@ class StoreSource:
 
     def count(self, domain: str, since: datetime, until: datetime) -> int:
         """Stored readings of a domain in ``[since, until)``."""
-        row = self._db.execute("SELECT COUNT(*) FROM readings WHERE domain = ? AND ts_ms >= ? AND ts_ms < ?",
-                               (domain, _ms(since), _ms(until))).fetchone()
+        row = self._db.execute("SELECT COUNT(*) FROM readings WHERE domain = ? AND ts_ms >= ? AND ts_ms < ?"
+                               " AND period = 'rtd'", (domain, _ms(since), _ms(until))).fetchone()
         return int(row[0])
 
     def counts(self, since: datetime, until: datetime) -> dict[str, int]:
         """Stored readings per device in ``[since, until)``."""
         rows = self._db.execute(
-            "SELECT device_id, COUNT(*) FROM readings WHERE ts_ms >= ? AND ts_ms < ? GROUP BY device_id",
+            "SELECT device_id, COUNT(*) FROM readings WHERE ts_ms >= ? AND ts_ms < ? AND period = 'rtd'"
+            " GROUP BY device_id",
             (_ms(since), _ms(until))).fetchall()
         return {str(device): int(n) for device, n in rows}
 

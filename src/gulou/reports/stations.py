@@ -11,7 +11,7 @@ WaterBody = Literal["river", "lake"]
 
 def certified(device: Device) -> bool:
     """Whether the registry marks an air station as a certified (national-method) evaluation station."""
-    return bool(getattr(device, "certified", False) or getattr(device.site, "certified", False))
+    return device.evaluation_station
 
 
 def evaluation_stations(registry: Registry) -> list[Device]:

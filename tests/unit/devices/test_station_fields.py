@@ -138,3 +138,10 @@ def test_one_mn_feeds_one_device() -> None:
     with pytest.raises(RegistryError, match="MN M1 is already the station of 'aq-001'"):
         _registry(_air("aq-001", hj212={"mn": "M1"}), _air("aq-002", hj212={"mn": "M1"}))
 
+
+
+def test_reports_take_the_registry_evaluation_label() -> None:
+    from gulou.reports.stations import certified, evaluation_stations, indicative
+
+    assert [d.id for d in evaluation_stations(REG)] == ["aq-001"]
+    assert certified(REG.devices["aq-001"]) and indicative(REG.devices["aq-002"])

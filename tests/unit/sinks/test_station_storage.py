@@ -113,3 +113,18 @@ def test_a_version_1_store_is_migrated_with_its_rows(tmp_path: Path) -> None:
         assert len(store.query_readings("air", period=None)) == 2
     finally:
         store.close()
+
+
+def test_reports_read_real_time_values_that_count(store: EmbeddedStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gulou.reports.source import StoreSource
+
+    store.write(Batch(points=[station("rtd", 35.0, flags={"pm25": "N", "so2": "C"}, invalid={"so2": 9.0}),
+                              station("hour", 41.5)]))
+    since = datetime.fromtimestamp(H0 / 1000, UTC)
+    with StoreSource(store.path) as source:
+        frame = source.readings("air", since, since + timedelta(hours=1), ["pm25", "so2"])
+        assert frame["pm25"].to_list() == [35.0] and frame["so2"].to_list() == [None]
+        assert source.count("air", since, since + timedelta(hours=1)) == 1
+        assert source.counts(since, since + timedelta(hours=1)) == {"aq-001": 1}

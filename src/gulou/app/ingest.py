@@ -17,7 +17,8 @@ from types import FrameType
 
 from gulou.devices.registry import Registry, load_registry
 from gulou.ingest.collector import Collector, CollectorConfig, OnStored, Totals
-from gulou.ingest.spool import DurableWriter, Spool
+from gulou.ingest.spool import SEGMENT_SUFFIX, DurableWriter, Spool, SpoolLocked
+from gulou.ops.service import Endpoint
 from gulou.settings import BrokerAddress, Settings
 from gulou.sinks.embedded import EmbeddedStore
 from gulou.sinks.registry import open_readings_sink
@@ -63,8 +64,13 @@ def open_writer(settings: Settings, client_id: str) -> DurableWriter | None:
     sink = open_readings_sink(settings)
     if sink is None:
         return None
-    spool_dir = settings.spool.dir or Path(settings.store).parent / f"spool-{client_id}"
-    spool = Spool(Path(spool_dir), settings.spool.max_bytes)
+    # One directory per collector process, never shared (Spool locks it): GULOU_SPOOL__DIR is their parent.
+    base = Path(settings.spool.dir) if settings.spool.dir else Path(settings.store).parent
+    spool_dir = base / f"spool-{client_id}"
+    if settings.spool.dir and any(base.glob(f"*{SEGMENT_SUFFIX}")):
+        log.warning("spool segments directly in %s (the layout before one spool per collector) are not replayed "
+                    "by this collector: move them into %s while it is stopped", base, spool_dir)
+    spool = Spool(spool_dir, settings.spool.max_bytes)
     log.info("%s sink, spool %s (%s bytes max, %s batches pending)", sink.name, spool_dir,
              settings.spool.max_bytes, spool.depth)
     return DurableWriter(sink, spool)
@@ -103,12 +109,19 @@ def run_ingest(settings: Settings, options: IngestOptions, workers: int = 1,
     if settings.broker_address() is None:
         raise IngestUsageError("no broker: give --broker mqtt://HOST:PORT (or GULOU_BROKER); "
                                "`gulou run` starts an embedded broker instead")
-    if workers > 1:
-        if options.share_group is None:
-            raise IngestUsageError("--workers needs a shared subscription (drop --no-share)")
-        run_workers(settings, options, workers, setup_logging)
-        return
-    run_collector(settings, options)
+    if workers > 1 and options.share_group is None:
+        raise IngestUsageError("--workers needs a shared subscription (drop --no-share)")
+    # /metrics and /healthz (GULOU_OPS__LISTEN) from the reports every collector of this slot writes to the store.
+    ops = Endpoint().add_store_collectors(Path(settings.store), options.client_id).serve(settings.ops.listen) \
+        if settings.ops.listen else None
+    try:
+        if workers > 1:
+            run_workers(settings, options, workers, setup_logging)
+        else:
+            run_collector(settings, options)
+    finally:
+        if ops is not None:
+            ops.stop()
 
 
 def run_collector(settings: Settings, options: IngestOptions) -> Totals:
@@ -116,7 +129,7 @@ def run_collector(settings: Settings, options: IngestOptions) -> Totals:
     registry = load_registry(settings.registry)
     try:
         collector = build_collector(settings, registry, None, options)
-    except ValueError as exc:
+    except (ValueError, SpoolLocked) as exc:
         raise IngestError(str(exc)) from None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from gulou.app.broker import broker_for
 from gulou.devices.registry import Registry
+from gulou.ops.service import Endpoint
 from gulou.rules.alert_store import AlertStore
 from gulou.rules.model import AnyRule
 from gulou.rules.service import Clock, MqttSource, RulesService
@@ -24,9 +25,13 @@ async def run_rules(settings: Settings, registry: Registry, rule_set: Sequence[A
                                clock=clock)
         source = MqttSource(settings, broker.address, service)
         announce(f"rules engine: {len(rule_set)} rules, {len(registry)} devices, store {settings.store}")
+        ops = Endpoint().add_rules(service.stats, source.connected.is_set).serve(settings.ops.listen) \
+            if settings.ops.listen else None
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(service.run(), name="rules-service")
                 tg.create_task(source.run(), name="rules-mqtt-reader")
         finally:
+            if ops is not None:
+                ops.stop()
             store.close()

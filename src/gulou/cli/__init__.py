@@ -9,6 +9,7 @@ from gulou.cli.alerts import alerts
 from gulou.cli.bench import bench
 from gulou.cli.dashboards import dashboards
 from gulou.cli.devices import devices
+from gulou.cli.health import health
 from gulou.cli.ingest import deadletters, ingest, query, stats
 from gulou.cli.rules import rules
 from gulou.cli.run import demo, run
@@ -30,6 +31,7 @@ cli.add_command(rules)
 cli.add_command(alerts)
 cli.add_command(dashboards)
 cli.add_command(serve)
+cli.add_command(health)
 for command in (run, demo, ingest, stats, query, deadletters, bench):
     cli.add_command(command)
 

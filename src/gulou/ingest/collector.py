@@ -26,6 +26,7 @@ from gulou.devices.contract import (
 from gulou.devices.registry import Registry
 from gulou.hj212.letters import station_letter
 from gulou.ingest.spool import DurableWriter, SpoolFull
+from gulou.ops.logs import Throttle
 from gulou.sinks.embedded import CountRow, EmbeddedStore
 from gulou.sources.base import Delivery, Source
 from gulou.timeutil import from_ms
@@ -34,6 +35,8 @@ from gulou.tsdb.records import Batch, DeadLetter, Point, StatusEvent
 from gulou.tsdb.writer import SinkError, SinkRejected
 
 log = logging.getLogger(__name__)
+# A full spool is retried every 0.5 s; its error is logged at most this often, with the count in between.
+SPOOL_FULL_LOG_EVERY_S = 30.0
 HOUR_MS = 3_600_000
 OnStored = Callable[[list[Reading | StatusUpdate]], None]
 # Accounting key: hour, device, domain, outcome, reason, source ("mqtt", or "hj212" for a station's data).
@@ -132,6 +135,9 @@ class Collector:
         self._started = time.monotonic()
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
         self.fatal: BaseException | None = None
+        # Why the spool takes nothing now ("limit reached", "disk full"), None while it does; health shows it.
+        self.spool_full: str | None = None
+        self._throttle = Throttle(SPOOL_FULL_LOG_EVERY_S)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -162,6 +168,9 @@ class Collector:
         pending: list[Delivery] = []
         try:
             while True:
+                # Replay before appending: once the sink is back, the spool drains first and makes room.
+                if self.writer is not None and self.writer.pending:
+                    self.writer.replay(max_batches=20)
                 if not pending:
                     pending = self._take_batch()
                 if pending:
@@ -170,8 +179,6 @@ class Collector:
                     else:
                         # Spool full: hold these (unacked) and retry; the broker holds the rest.
                         time.sleep(0.5)
-                if self.writer is not None and self.writer.pending:
-                    self.writer.replay(max_batches=20)
                 if time.monotonic() >= next_health:
                     self._write_health()
                     next_health = time.monotonic() + self.config.health_interval_s
@@ -249,9 +256,10 @@ class Collector:
         else:
             try:
                 outcome = self.writer.write(batch) if len(batch) else "stored"
-            except SpoolFull:
-                log.error("spool full (%s bytes): not acknowledging; the broker keeps the messages",
-                          self.writer.spool.bytes_used)
+            except SpoolFull as exc:
+                self.spool_full = exc.reason
+                self._throttle.log(log, logging.ERROR, "spool full", "spool full (%s, %s bytes): not acknowledging;"
+                                   " the broker keeps the messages", exc.reason, self.writer.spool.bytes_used)
                 return False
             except SinkRejected as exc:
                 # The store refuses this data as invalid; retrying cannot help, so keep it as dead letters.
@@ -263,6 +271,9 @@ class Collector:
                     counts[(recv_ms - recv_ms % HOUR_MS, dev.id, dev.domain, "rejected", SINK_REJECTED, source)] += 1
                 batch = Batch()
                 outcome = "rejected"
+            if self.spool_full is not None:
+                log.info("spool takes batches again (was: %s)", self.spool_full)
+                self.spool_full = None
             self._count(counts, batch, outcome)
             self.store.record(None, dead, _rows(counts))
         self.source.ack(messages)
@@ -346,7 +357,8 @@ class Collector:
         if self.writer is not None:
             s = self.writer.spool
             spool = {"depth": s.depth, "points": s.points, "bytes": s.bytes_used, "max_bytes": s.max_bytes,
-                     "fill_ratio": round(s.fill_ratio, 4)}
+                     "fill_ratio": round(s.fill_ratio, 4), "full": self.spool_full is not None,
+                     "full_reason": self.spool_full}
         last = self.source.last_message_at
         return {
             "collector": self.collector_id, "connected": self.source.connected, "stalled": self.source.stalled,

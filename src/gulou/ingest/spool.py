@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -22,10 +25,22 @@ log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".spool"
 CURSOR_FILE = "cursor"
+LOCK_FILE = "lock"
+# A full disk is a full spool: stop acknowledging and wait, rather than die and restart into the same wall.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class SpoolFull(Exception):
-    """The spool reached its byte bound: stop acknowledging so the broker keeps the messages."""
+    """The spool takes nothing more (its byte bound, or a full disk): stop acknowledging, the broker keeps the
+    messages."""
+
+    def __init__(self, message: str, reason: str = "limit reached") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SpoolLocked(RuntimeError):
+    """Another collector process has this spool directory: two writers would replay and ack each other's data."""
 
 
 def encode_batch(batch: Batch) -> bytes:
@@ -70,6 +85,7 @@ class Spool:
         # Segments are the unit of deletion, so disk use shrinks in steps of at most an eighth of the bound.
         self.segment_bytes = segment_bytes or max(64 * 1024, min(64 * 1024 * 1024, self.max_bytes // 8))
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = self._take_directory()
         self._lock = threading.RLock()
         self._segments: list[_Segment] = []
         self._cursor = self._read_cursor()  # last popped sequence number
@@ -79,6 +95,26 @@ class Spool:
         self._open()
 
     # -- opening ---------------------------------------------------------------------------------------
+
+    def _take_directory(self) -> int:
+        """Lock the directory for this process (POSIX record lock: released when the process ends, even killed)."""
+        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SpoolLocked(f"spool {self.directory} is in use by another collector process (pid {holder}); "
+                              "each collector needs its own client id and spool directory") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
+
+    def close(self) -> None:
+        """Release the directory."""
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def _read_cursor(self) -> int:
         try:
@@ -163,22 +199,38 @@ class Spool:
                 raise SpoolFull(f"spool {self.directory} is full ({self.bytes_used} of {self.max_bytes} bytes, "
                                 f"{self.depth} batches pending)")
             segment = self._segments[-1] if self._segments else None
-            if segment is None or (segment.size > 0 and segment.size + len(record) > self.segment_bytes):
-                segment = _Segment(self.directory / f"{seq:020d}{SEGMENT_SUFFIX}", seq, seq - 1, 0)
-                segment.path.touch()
-                _fsync_dir(self.directory)
-                if not self._segments:
-                    self._read_offset = 0
-                self._segments.append(segment)
-            with segment.path.open("ab") as f:
-                f.write(record)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                if segment is None or (segment.size > 0 and segment.size + len(record) > self.segment_bytes):
+                    segment = _Segment(self.directory / f"{seq:020d}{SEGMENT_SUFFIX}", seq, seq - 1, 0)
+                    segment.path.touch()
+                    _fsync_dir(self.directory)
+                    if not self._segments:
+                        self._read_offset = 0
+                    self._segments.append(segment)
+                self._write_record(segment, record)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL:
+                    raise
+                raise SpoolFull(f"spool {self.directory}: disk full ({self.bytes_used} bytes spooled, "
+                                f"{self.depth} batches pending)", reason="disk full") from None
             segment.last = seq
             segment.size += len(record)
             self.depth += 1
             self.points += len(batch)
             return seq
+
+    @staticmethod
+    def _write_record(segment: _Segment, record: bytes) -> None:
+        """Append one record and fsync; a failed write (disk full) is cut off again, leaving no torn record."""
+        with segment.path.open("ab") as f:
+            try:
+                f.write(record)
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):
+                    f.truncate(segment.size)
+                raise
 
     def peek(self) -> tuple[int, Batch] | None:
         """The oldest pending batch with its id, or ``None`` when the spool is empty."""

@@ -69,3 +69,14 @@ def check_url(url: str, timeout_s: float = 5.0) -> list[Verdict]:
                                 tuple(str(r) for r in component.get("reasons") or ()),
                                 dict(component.get("figures") or {})))
     return verdicts or [Verdict(url, State[str(body.get("state", "down")).upper()])]
+
+
+def healthz_url(listen: str | None) -> str | None:
+    """The ``/healthz`` URL of a service listening on ``HOST:PORT`` (an any-address host is asked on loopback)."""
+    if not listen:
+        return None
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from gulou.ops.health import Verdict, collector_verdict, rules_verdict
+from gulou.ops.check import check_collectors, collector_reports
+from gulou.ops.health import Verdict, collector_verdict, rules_verdict, select
 from gulou.ops.metrics import (
     OpsServer,
     SnapshotCollector,
@@ -45,6 +47,20 @@ class Endpoint:
         self.registry.register(SnapshotCollector(reports, collector_families))
         self._verdicts.append(lambda: [collector_verdict(str(h.get("collector", "collector")), h, 0.0)
                                        for h in reports()])
+        return self
+
+    def add_store_collectors(self, store: Path, prefix: str | None) -> Endpoint:
+        """Collectors that report into the store (one process or its ``--workers``), read at each request."""
+
+        def reports() -> list[Mapping[str, Any]]:
+            try:
+                found = select(collector_reports(store), prefix)
+            except FileNotFoundError:
+                return []
+            return [{"collector": cid, **health} for cid, (health, _) in sorted(found.items())]
+
+        self.registry.register(SnapshotCollector(reports, collector_families))
+        self._verdicts.append(lambda: check_collectors(store, prefix))
         return self
 
     def add_rules(self, stats: Callable[[], Mapping[str, Any]], connected: Callable[[], bool]) -> Endpoint:

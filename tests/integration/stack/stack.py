@@ -127,6 +127,12 @@ class Stack:
             env.update(self.image.env)
         env.update(service.environment)
         env.update(extra or {})
+        listen = env.get("GULOU_OPS__LISTEN")
+        if listen:
+            # The service's /metrics and /healthz port, like the broker's ports, becomes a free loopback port.
+            port = listen.rpartition(":")[2]
+            local = self.ports.setdefault((service_name, port), free_port())
+            env["GULOU_OPS__LISTEN"] = f"127.0.0.1:{local}"
         return {k: self.translate(service_name, v) for k, v in env.items()}
 
     def _cwd(self, service: Service) -> Path:
@@ -143,12 +149,13 @@ class Stack:
         return subprocess.run(self._argv(service, args), input=stdin, capture_output=True, timeout=timeout,
                               env=self.environ(service_name, extra_env), cwd=self._cwd(service), check=False)
 
-    def start(self, service_name: str, args: list[str] | None = None) -> subprocess.Popen[bytes]:
+    def start(self, service_name: str, args: list[str] | None = None,
+              extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """``docker compose up SERVICE``: its command, in the background, logging to logs/SERVICE.log."""
         service = self.services[service_name]
         log = (self.root / "logs" / f"{service_name}.log").open("ab")
         proc = subprocess.Popen(self._argv(service, args), stdout=log, stderr=subprocess.STDOUT,
-                                env=self.environ(service_name), cwd=self._cwd(service))
+                                env=self.environ(service_name, extra_env), cwd=self._cwd(service))
         log.close()
         self.procs[service_name] = proc
         return proc

@@ -60,8 +60,11 @@ def test_collectors_have_fixed_client_ids_and_their_own_spools() -> None:
 
 def test_health_checks_ask_the_services_themselves() -> None:
     compose = load_compose({})
-    assert compose["ingest"].healthcheck == ["gulou", "health", "ingest"]
+    command = compose["ingest"].command or []
+    slot = command[command.index("--client-id") + 1]
+    assert compose["ingest"].healthcheck == ["gulou", "health", "ingest", "--client-id", slot]
     assert compose["rules"].healthcheck == ["gulou", "health", "rules"]
+    assert compose["rules"].environment.get("GULOU_OPS__LISTEN"), "gulou health rules asks the service's /healthz"
 
 
 def test_no_secret_is_written_into_the_compose_file() -> None:

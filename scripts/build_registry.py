@@ -43,6 +43,13 @@ RIVERS = [
 ]
 # Lakes and reservoirs: GB 3838 rates their TP and TN on the lake columns (the rest are river sections).
 LAKES = {"西湖", "左海"}
+# Certified stations (national-method analysers, an HJ 212 data logger): the ones the district's targets are
+# assessed on. The other air sites are micro-stations publishing over MQTT; their figures are indicative.
+# MN: Gulou's division code 350102, A for air or B for water, then a serial (24 characters, as HJ 212-2017 asks).
+CERTIFIED_AIR = {1, 2, 4, 11}  # positions in AIR_SITES
+CERTIFIED_WATER = {"baima-01", "jinan-03", "xihu-01", "minjiang-01", "minjiang-02"}
+# A logger that follows the 2017 code table literally and sends PM in ng/m3 (the gateway converts).
+PM_IN_NG = {11}
 AIR_SITES = [
     ("五四路", "温泉街道"), ("杨桥路", "鼓西街道"), ("东街口", "东街街道"), ("西湖公园", "鼓西街道"),
     ("左海公园", "华大街道"), ("温泉公园", "温泉街道"), ("屏山", "鼓东街道"), ("乌山", "南街街道"),
@@ -133,14 +140,29 @@ def main() -> None:
             if river in LAKES:
                 site["water_body"] = "lake"
             sites.append(site)
-            devices.append({"id": f"wq-{site_id}", "type": "water_station", "site": site_id,
-                            "name": f"{river}{section}水质自动监测站"})
+            device: dict[str, object] = {"id": f"wq-{site_id}", "type": "water_station", "site": site_id,
+                                         "name": f"{river}{section}水质自动监测站"}
+            if site_id in CERTIFIED_WATER:
+                serial = sum(d.get("hj212") is not None for d in devices) + 1
+                device["hj212"] = {"mn": f"350102B{serial:017d}", "kind": "evaluation", "st": "21"}
+            devices.append(device)
     for i, (place, street) in enumerate(AIR_SITES, 1):
         lat, lon = near(street)
         site_id = f"air-{STREET_SLUG[street]}-{i:02d}"
-        sites.append({"id": site_id, "kind": kind("air_station"), "name": f"{place}空气微站点位", "street": street,
-                      "lat": lat, "lon": lon})
-        devices.append({"id": f"aq-{i:03d}", "type": "air_station", "site": site_id, "name": f"{place}空气质量微站"})
+        if i not in CERTIFIED_AIR:
+            sites.append({"id": site_id, "kind": kind("air_station"), "name": f"{place}空气微站点位",
+                          "street": street, "lat": lat, "lon": lon})
+            devices.append({"id": f"aq-{i:03d}", "type": "air_station", "site": site_id,
+                            "name": f"{place}空气质量微站"})
+            continue
+        sites.append({"id": site_id, "kind": kind("air_station"), "name": f"{place}空气自动监测站点位",
+                      "street": street, "lat": lat, "lon": lon})
+        block: dict[str, object] = {"mn": f"350102A{i:017d}", "kind": "evaluation", "st": "22"}
+        if i in PM_IN_NG:
+            block["codes"] = {"a34004": {"metric": "pm25", "unit": "ng/m3"},
+                              "a34002": {"metric": "pm10", "unit": "ng/m3"}}
+        devices.append({"id": f"aq-{i:03d}", "type": "air_station", "site": site_id,
+                        "name": f"{place}环境空气质量自动监测站", "hj212": block})
     n = 0
     for street, communities in COMMUNITIES.items():
         for community in communities:

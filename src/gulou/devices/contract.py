@@ -80,6 +80,9 @@ class Reading:
     flags: dict[str, str] = field(default_factory=dict)
     invalid: dict[str, float | int | bool] = field(default_factory=dict)
     backfill: bool = False
+    # "hj212" when the payload carried the station fields (the HJ 212 gateway always sends ``period``),
+    # else "mqtt": where the reading entered the pipeline, for the accounting by source.
+    source: str = "mqtt"
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,7 @@ class Decoder:
         if invalid:
             values = {m: v for m, v in values.items() if m not in invalid}
         return Reading(device=device, ts=ts, seq=obj.seq, values=values, period=obj.period or DEFAULT_PERIOD,
-                       flags=flags, invalid=invalid, backfill=bool(obj.backfill))
+                       flags=flags, invalid=invalid, backfill=bool(obj.backfill), source="hj212")
 
 
 def _to_datetime(ts: datetime | int) -> datetime:

@@ -120,8 +120,6 @@ class Collector:
             writer.on_replayed = self._replayed
             writer.on_rejected = self._rejected_on_replay
         self.decoder = Decoder(registry, self.config.max_future)
-        # Devices fed by HJ 212 stations: their readings reach us through the gateway, accounted as "hj212".
-        self._stations = frozenset(d.id for d in registry if d.hj212 is not None)
         self.on_stored = on_stored
         self.totals = Totals()
         self.ages = AgeSample()
@@ -231,11 +229,10 @@ class Collector:
             if isinstance(result, Rejection):
                 hour = recv_ms - recv_ms % HOUR_MS
                 device, domain = result.device_id or "", result.domain or ""
-                source = self._source(device)
-                counts[(hour, device, domain, "received", "", source)] += 1
-                counts[(hour, device, domain, "rejected", result.reason, source)] += 1
+                counts[(hour, device, domain, "received", "", "mqtt")] += 1
+                counts[(hour, device, domain, "rejected", result.reason, "mqtt")] += 1
                 dead.append(DeadLetter(m.topic, m.payload, result.reason, result.detail, recv_ms,
-                                       result.device_id, result.domain, source=source))
+                                       result.device_id, result.domain))
                 continue
             decoded.append(result)
             valid.append(m)
@@ -243,7 +240,7 @@ class Collector:
             # Valid messages are counted in the hour they were observed: that is what completeness measures.
             hour = ts_ms - ts_ms % HOUR_MS
             dev = result.device
-            counts[(hour, dev.id, dev.domain, "received", "", self._source(dev.id))] += 1
+            counts[(hour, dev.id, dev.domain, "received", "", getattr(result, "source", "mqtt"))] += 1
             by_domain[dev.domain] += 1
             if isinstance(result, Reading):
                 batch.points.append(Point.from_reading(result))
@@ -265,7 +262,7 @@ class Collector:
                 # The store refuses this data as invalid; retrying cannot help, so keep it as dead letters.
                 log.error("sink refused a batch of %s as invalid: %s", len(batch), exc)
                 for m, item in zip(valid, decoded, strict=True):
-                    recv_ms, dev, source = int(m.received * 1000), item.device, self._source(item.device.id)
+                    recv_ms, dev, source = int(m.received * 1000), item.device, getattr(item, "source", "mqtt")
                     dead.append(DeadLetter(m.topic, m.payload, SINK_REJECTED, str(exc), recv_ms, dev.id, dev.domain,
                                            source=source))
                     counts[(recv_ms - recv_ms % HOUR_MS, dev.id, dev.domain, "rejected", SINK_REJECTED, source)] += 1
@@ -294,14 +291,12 @@ class Collector:
             self.on_stored(decoded)
         return True
 
-    def _source(self, device_id: str) -> str:
-        return "hj212" if device_id in self._stations else "mqtt"
-
-    def _count(self, counts: Counter[CountKey], batch: Batch, outcome: str) -> None:
+    @staticmethod
+    def _count(counts: Counter[CountKey], batch: Batch, outcome: str) -> None:
         for p in batch.points:
-            counts[(p.ts_ms - p.ts_ms % HOUR_MS, p.device_id, p.domain, outcome, "", self._source(p.device_id))] += 1
+            counts[(p.ts_ms - p.ts_ms % HOUR_MS, p.device_id, p.domain, outcome, "", p.source)] += 1
         for s in batch.statuses:
-            counts[(s.ts_ms - s.ts_ms % HOUR_MS, s.device_id, s.domain, outcome, "", self._source(s.device_id))] += 1
+            counts[(s.ts_ms - s.ts_ms % HOUR_MS, s.device_id, s.domain, outcome, "", "mqtt")] += 1
 
     def _replayed(self, batch: Batch) -> None:
         """A spooled batch reached the sink: count it stored (and replayed) in its hours."""
@@ -323,7 +318,7 @@ class Collector:
             if (device := registry.get(p.device_id)) is not None:
                 items.append(Reading(device=device, ts=from_ms(p.ts_ms), seq=p.seq, values=dict(p.values),
                                      period=p.period, flags=dict(p.flags), invalid=dict(p.invalid),
-                                     backfill=p.backfill))
+                                     backfill=p.backfill, source=p.source))
         for s in batch.statuses:
             if (device := registry.get(s.device_id)) is not None:
                 items.append(StatusUpdate(device=device, ts=from_ms(s.ts_ms), online=s.online, battery=s.battery,
@@ -334,10 +329,10 @@ class Collector:
         """A spooled batch the sink refuses as invalid: keep every record as a dead letter, never drop it."""
         now_ms = int(time.time() * 1000)
         dead = [DeadLetter(telemetry_topic(p.domain, p.device_id), point_line(p).encode(), SINK_REJECTED,
-                           str(exc), now_ms, p.device_id, p.domain, source=self._source(p.device_id))
+                           str(exc), now_ms, p.device_id, p.domain, source=p.source)
                 for p in batch.points]
         dead += [DeadLetter(status_topic(s.domain, s.device_id), status_line(s).encode(), SINK_REJECTED,
-                            str(exc), now_ms, s.device_id, s.domain, source=self._source(s.device_id))
+                            str(exc), now_ms, s.device_id, s.domain)
                  for s in batch.statuses]
         counts: Counter[CountKey] = Counter()
         self._count(counts, batch, "replayed")

@@ -29,6 +29,7 @@ class Point:
     flags: dict[str, str] = field(default_factory=dict)
     invalid: dict[str, float | int | bool] = field(default_factory=dict)
     backfill: bool = False
+    source: str = "mqtt"  # where the reading entered: "mqtt", or "hj212" through the station gateway
 
     @classmethod
     def from_reading(cls, reading: Reading) -> Point:
@@ -39,7 +40,7 @@ class Point:
         return cls(device_id=d.id, domain=d.domain, type=d.type, street=d.street, site=d.site.id,
                    ts_ms=int(reading.ts.timestamp() * 1000), values=dict(reading.values), seq=reading.seq,
                    tags=tags, period=reading.period, flags=dict(reading.flags), invalid=dict(reading.invalid),
-                   backfill=reading.backfill)
+                   backfill=reading.backfill, source=reading.source)
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict for the spool."""

@@ -42,6 +42,7 @@ def test_a_payload_without_station_fields_is_a_real_time_reading() -> None:
     reading = _decode("aq-003", {"pm25": 35.0})
     assert isinstance(reading, Reading)
     assert (reading.period, reading.flags, reading.invalid, reading.backfill) == ("rtd", {}, {}, False)
+    assert reading.source == "mqtt"
     assert reading.values == {"pm25": 35.0}
 
 
@@ -49,7 +50,7 @@ def test_values_with_an_invalid_flag_are_kept_apart_with_their_flag() -> None:
     reading = _decode("aq-003", {"period": "hour", "pm25": 35.0, "so2": 9.0, "no2": 30.0,
                                  "flags": {"pm25": "N", "so2": "C"}})
     assert isinstance(reading, Reading)
-    assert reading.period == "hour"
+    assert reading.period == "hour" and reading.source == "hj212"  # the gateway's payloads carry the period
     # so2 was calibrating: not a measurement; no2 carries no flag, which counts as valid.
     assert reading.values == {"pm25": 35.0, "no2": 30.0}
     assert reading.invalid == {"so2": 9.0}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -214,6 +214,40 @@ class ApiSettings(Section):
     open_reads: bool = False
 
 
+class Hj212Settings(Section):
+    """The HJ 212 station gateway; on when ``listen`` (HOST:PORT) is set. Stations come from the registry."""
+
+    listen: str | None = None
+    secrets_file: Path | None = None  # MN → password (and SM4 key); outside the repository
+    extended: bool = True  # readings carry period and flags (the contract's station fields)
+    max_connections: int = Field(default=5000, ge=1)
+    max_segment: int = Field(default=9999, ge=100, le=9999)
+    idle_timeout_s: float = Field(default=900.0, gt=0)
+    write_timeout_s: float = Field(default=30.0, gt=0)
+    max_future_s: float = Field(default=600.0, ge=0)
+    ack_rejected: bool = True  # answer 9014 to a trusted packet whose content was dead-lettered
+    client_id: str = "gulou-hj212"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value:
+            parse_listen(value)
+        return value or None
+
+    def address(self) -> tuple[str, int] | None:
+        """Host and port to listen on, or None when the gateway is off."""
+        return parse_listen(self.listen) if self.listen else None
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) → (host, port)."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address {value!r}: expected HOST:PORT, e.g. 0.0.0.0:2756")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 # Flat names (environment variables without the prefix, and CLI flag names) → (section, key).
 LEGACY: dict[str, tuple[str, str]] = {
     "broker": ("mqtt", "url"),
@@ -304,6 +338,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     workflow: WorkflowSettings = WorkflowSettings()
     api: ApiSettings = ApiSettings()
+    hj212: Hj212Settings = Hj212Settings()
     # GULOU_BUS is the URL list itself (not JSON); other keys as GULOU_BUS__<KEY>.
     bus: Annotated[BusSettings, NoDecode] = BusSettings()
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
+from gulou.app.prune import Pruner
 from gulou.devices.registry import Registry, load_registry
 from gulou.ingest.collector import Collector, CollectorConfig, OnStored, Totals
 from gulou.ingest.spool import SEGMENT_SUFFIX, DurableWriter, Spool, SpoolLocked
@@ -114,12 +115,14 @@ def run_ingest(settings: Settings, options: IngestOptions, workers: int = 1,
     # /metrics and /healthz (GULOU_OPS__LISTEN) from the reports every collector of this slot writes to the store.
     ops = Endpoint().add_store_collectors(Path(settings.store), options.client_id).serve(settings.ops.listen) \
         if settings.ops.listen else None
+    pruner = Pruner(settings).start()  # retention of dead letters and accounting (GULOU_LIMITS__*)
     try:
         if workers > 1:
             run_workers(settings, options, workers, setup_logging)
         else:
             run_collector(settings, options)
     finally:
+        pruner.stop()
         if ops is not None:
             ops.stop()
 

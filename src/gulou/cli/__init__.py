@@ -11,6 +11,7 @@ from gulou.cli.dashboards import dashboards
 from gulou.cli.devices import devices
 from gulou.cli.health import health
 from gulou.cli.ingest import deadletters, ingest, query, stats
+from gulou.cli.prune import prune
 from gulou.cli.rules import rules
 from gulou.cli.run import demo, run
 from gulou.cli.serve import serve
@@ -32,6 +33,7 @@ cli.add_command(alerts)
 cli.add_command(dashboards)
 cli.add_command(serve)
 cli.add_command(health)
+cli.add_command(prune)
 for command in (run, demo, ingest, stats, query, deadletters, bench):
     cli.add_command(command)
 

@@ -232,6 +232,28 @@ class EmbeddedStore(StoreQueries, Sink):
                        " (collector_id) DO UPDATE SET updated_ms = excluded.updated_ms, health = excluded.health",
                        (collector_id, int(time.time() * 1000), json.dumps(health, ensure_ascii=False, default=str)))
 
+    def prune(self, deadletters_before_ms: int, deadletters_keep: int, counts_before_ms: int,
+              unknown_before_ms: int) -> dict[str, int]:
+        """Retention: dead letters received before a time and beyond the newest ``deadletters_keep``; accounting
+        hours before ``counts_before_ms``, and those of device ids only ever rejected as unknown before
+        ``unknown_before_ms`` (a flood of made-up ids must not stay for the accounting's full retention)."""
+        with self._transaction() as db:
+            dead = db.execute("DELETE FROM deadletters WHERE received_ms < ?", (deadletters_before_ms,)).rowcount
+            dead += db.execute("DELETE FROM deadletters WHERE id <= (SELECT id FROM deadletters ORDER BY id DESC"
+                               " LIMIT 1 OFFSET ?)", (max(0, deadletters_keep),)).rowcount
+            counts = db.execute("DELETE FROM counts WHERE hour_ms < ?", (counts_before_ms,)).rowcount
+            counts += db.execute(
+                "DELETE FROM counts WHERE hour_ms < ? AND device_id IN (SELECT device_id FROM counts"
+                " WHERE reason = 'unknown_device' AND hour_ms < ?) AND device_id NOT IN (SELECT device_id FROM"
+                " counts WHERE outcome IN ('stored', 'spooled', 'replayed'))",
+                (unknown_before_ms, unknown_before_ms)).rowcount
+        return {"deadletters": dead, "counts": counts}
+
+    def vacuum(self) -> None:
+        """Give the space freed by ``prune`` back to the file system (rewrites the file; takes a while)."""
+        with self._lock:
+            self._db.execute("VACUUM")
+
     def flush(self) -> None:
         """Nothing to do: every transaction is fsynced at commit."""
 

@@ -101,7 +101,7 @@ def test_an_empty_cursor_file_means_nothing_replayed(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_cursor_replays_everything_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    spool = Spool(tmp_path, MIB, segment_bytes=1000)
+    spool = Spool(tmp_path, MIB)  # one segment: the replayed record is still on disk
     for n in range(4):
         spool.append(batch(n))
     head = spool.peek()
@@ -109,7 +109,7 @@ def test_an_unreadable_cursor_replays_everything_again(tmp_path: Path, caplog: p
     spool.pop(head[0])
     (tmp_path / CURSOR_FILE).write_text("garbage\n")
     with caplog.at_level(logging.ERROR):
-        reopened = Spool(tmp_path, MIB, segment_bytes=1000)
+        reopened = Spool(tmp_path, MIB)
     assert "unreadable" in caplog.text
     assert drain(reopened) == [0, 1, 2, 3]
 

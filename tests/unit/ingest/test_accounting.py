@@ -1,0 +1,205 @@
+"""The books, row by row: what the collector counts for each message (received, stored, spooled, replayed,
+rejected with its reason), in which hour and under which device, and the dead letters it keeps."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gulou.devices.contract import SINK_REJECTED
+from gulou.devices.registry import Device, Registry
+from gulou.ingest.collector import HOUR_MS, Collector
+from gulou.ingest.spool import DurableWriter, Spool
+from gulou.sinks.embedded import CountRow, EmbeddedStore
+from gulou.sources.base import Delivery
+from gulou.tsdb.records import Batch, DeadLetter, Point
+from tests.unit.ingest.test_collector_on_stored import MemorySource, SwitchableSink
+
+# Observation times in one hour, receive time in a later one: the two clocks the books use.
+OBSERVED_MS = (int(time.time() * 1000) // HOUR_MS - 5) * HOUR_MS + 17 * 60_000  # 17 min into an hour, 5 h ago
+RECEIVED_S = (OBSERVED_MS + 2 * HOUR_MS + 5 * 60_000) / 1000  # two hours later
+OBS_HOUR = OBSERVED_MS - OBSERVED_MS % HOUR_MS
+RECV_HOUR = int(RECEIVED_S * 1000) - int(RECEIVED_S * 1000) % HOUR_MS
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    s = EmbeddedStore(tmp_path / "g.db")
+    yield s
+    s.close()
+
+
+def air(registry: Registry) -> Device:
+    device = registry.get("aq-001")
+    assert device is not None
+    return device
+
+
+def delivery(topic: str, body: dict[str, Any] | bytes, token: int) -> Delivery:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Delivery(topic, raw, RECEIVED_S, token=token)
+
+
+def counts(store: EmbeddedStore) -> dict[tuple[int, str, str, str, str], int]:
+    """The counts table as {(hour, device, domain, outcome, reason): n}."""
+    rows = store._query("SELECT hour_ms, device_id, domain, outcome, reason, n FROM counts")
+    return {(h, d, dom, o, r): n for h, d, dom, o, r, n in rows}
+
+
+def letters(store: EmbeddedStore) -> list[tuple[Any, ...]]:
+    return store._query("SELECT received_ms, topic, payload, reason, device_id, domain FROM deadletters ORDER BY id")
+
+
+def mixed_batch(registry: Registry) -> list[Delivery]:
+    """A reading and a status of aq-001, a message from an unknown device, and a malformed one from aq-001."""
+    a = air(registry)
+    return [
+        delivery(f"gulou/air/{a.id}/telemetry", {"ts": OBSERVED_MS, "pm25": 12.0}, 1),
+        delivery(f"gulou/air/{a.id}/status", {"ts": OBSERVED_MS + HOUR_MS, "state": "online"}, 2),
+        delivery("gulou/air/ghost/telemetry", {"ts": OBSERVED_MS, "pm25": 1.0}, 3),
+        delivery(f"gulou/air/{a.id}/telemetry", b"{broken", 4),
+    ]
+
+
+def test_embedded_store_books(registry: Registry, store: EmbeddedStore) -> None:
+    source = MemorySource()
+    collector = Collector(source, registry, store)
+    assert collector._process(mixed_batch(registry))
+    a = air(registry).id
+    assert counts(store) == {
+        # Valid messages count in the hour they were observed (completeness is about observation hours) ...
+        (OBS_HOUR, a, "air", "received", ""): 1, (OBS_HOUR, a, "air", "stored", ""): 1,
+        (OBS_HOUR + HOUR_MS, a, "air", "received", ""): 1, (OBS_HOUR + HOUR_MS, a, "air", "stored", ""): 1,
+        # ... rejected ones in the hour they arrived, under whatever device and domain the topic named.
+        (RECV_HOUR, "ghost", "air", "received", ""): 1, (RECV_HOUR, "ghost", "air", "rejected", "unknown_device"): 1,
+        (RECV_HOUR, a, "air", "received", ""): 1, (RECV_HOUR, a, "air", "rejected", "malformed_json"): 1,
+    }
+    recv_ms = int(RECEIVED_S * 1000)
+    assert letters(store) == [
+        (recv_ms, "gulou/air/ghost/telemetry", json.dumps({"ts": OBSERVED_MS, "pm25": 1.0}).encode(),
+         "unknown_device", "ghost", "air"),
+        (recv_ms, f"gulou/air/{a}/telemetry", b"{broken", "malformed_json", a, "air"),
+    ]
+    t = collector.totals
+    assert (t.received, t.stored, t.spooled, t.rejected, t.batches) == (4, 2, 0, 2, 1)
+    assert t.by_domain == {"air": 2} and t.by_reason == {"unknown_device": 1, "malformed_json": 1}
+    assert source.acked == [1, 2, 3, 4]
+    stats = store.stats()
+    assert (stats["received"], stats["stored"], stats["rejected"], stats["spooled"]) == (4, 2, 2, 0)
+    assert store.query_readings()[0]["pm25"] == 12.0 and len(store.status_history()) == 1
+
+
+def test_books_add_up_across_batches(registry: Registry, store: EmbeddedStore) -> None:
+    collector = Collector(MemorySource(), registry, store)
+    a = air(registry)
+    topic = f"gulou/air/{a.id}/telemetry"
+    for token in range(3):  # one per batch, two in the last: increments of 1, 1 and 2 on the same row
+        batch = [delivery(topic, {"ts": OBSERVED_MS + token * 1000 + k, "pm25": 5.0}, token) for k in
+                 range(1 + (token == 2))]
+        collector._process(batch)
+    assert counts(store)[(OBS_HOUR, a.id, "air", "stored", "")] == 4
+    assert collector.totals.batches == 3 and collector.totals.stored == 4
+
+
+def test_spooled_then_replayed_books(registry: Registry, store: EmbeddedStore, tmp_path: Path) -> None:
+    sink = SwitchableSink()
+    sink.state = "down"
+    writer = DurableWriter(sink, Spool(tmp_path / "spool", 1 << 20), retry_initial_s=0)
+    collector = Collector(MemorySource(), registry, store, writer=writer)
+    stored: list[int] = []
+    collector.on_stored = lambda items: stored.append(len(items))
+    a = air(registry).id
+    assert collector._process(mixed_batch(registry))
+    assert counts(store) == {
+        (OBS_HOUR, a, "air", "received", ""): 1, (OBS_HOUR, a, "air", "spooled", ""): 1,
+        (OBS_HOUR + HOUR_MS, a, "air", "received", ""): 1, (OBS_HOUR + HOUR_MS, a, "air", "spooled", ""): 1,
+        (RECV_HOUR, "ghost", "air", "received", ""): 1, (RECV_HOUR, "ghost", "air", "rejected", "unknown_device"): 1,
+        (RECV_HOUR, a, "air", "received", ""): 1, (RECV_HOUR, a, "air", "rejected", "malformed_json"): 1,
+    }
+    assert (collector.totals.spooled, collector.totals.stored) == (2, 0) and stored == []
+    assert store.stats()["spooled"] == 2
+    sink.state = "up"
+    assert writer.replay() == 1
+    books = counts(store)
+    for hour in (OBS_HOUR, OBS_HOUR + HOUR_MS):
+        assert books[(hour, a, "air", "stored", "")] == books[(hour, a, "air", "replayed", "")] == 1
+    assert store.stats()["spooled"] == 0 and store.stats()["stored"] == 2
+    assert collector.totals.stored == 2 and stored == [2]
+
+
+def test_refused_batch_books(registry: Registry, store: EmbeddedStore, tmp_path: Path) -> None:
+    sink = SwitchableSink()
+    sink.state = "refuse"
+    collector = Collector(MemorySource(), registry, store, writer=DurableWriter(sink, Spool(tmp_path / "s", 1 << 20)))
+    collector.on_stored = lambda items: pytest.fail("refused readings are never stored")
+    a = air(registry).id
+    assert collector._process(mixed_batch(registry))
+    books = counts(store)
+    assert books[(RECV_HOUR, a, "air", "rejected", SINK_REJECTED)] == 2  # the reading and the status
+    assert books[(OBS_HOUR, a, "air", "received", "")] == 1
+    assert not [k for k in books if k[3] in ("stored", "spooled")]
+    refused = [row for row in letters(store) if row[3] == SINK_REJECTED]
+    assert [(r[1], r[4], r[5]) for r in refused] == [(f"gulou/air/{a}/telemetry", a, "air"),
+                                                     (f"gulou/air/{a}/status", a, "air")]
+    assert all(r[0] == int(RECEIVED_S * 1000) for r in refused)
+    t = collector.totals
+    assert (t.received, t.stored, t.spooled, t.rejected) == (4, 0, 0, 4)
+    assert t.by_reason == {"unknown_device": 1, "malformed_json": 1, SINK_REJECTED: 2}
+
+
+def test_refused_on_replay_books(registry: Registry, store: EmbeddedStore, tmp_path: Path) -> None:
+    sink = SwitchableSink()
+    sink.state = "down"
+    writer = DurableWriter(sink, Spool(tmp_path / "spool", 1 << 20), retry_initial_s=0)
+    collector = Collector(MemorySource(), registry, store, writer=writer)
+    a = air(registry).id
+    collector._process(mixed_batch(registry)[:2])
+    sink.state = "refuse"
+    before = int(time.time() * 1000)
+    assert writer.replay() == 1
+    after = int(time.time() * 1000)
+    books = counts(store)
+    now_hours = {after - after % HOUR_MS, before - before % HOUR_MS}
+    refused = {k: n for k, n in books.items() if k[3] == "rejected"}
+    assert sum(refused.values()) == 2 and {k[0] for k in refused} <= now_hours
+    assert {k[1:] for k in refused} == {(a, "air", "rejected", SINK_REJECTED)}
+    assert books[(OBS_HOUR, a, "air", "replayed", "")] == books[(OBS_HOUR + HOUR_MS, a, "air", "replayed", "")] == 1
+    assert store.stats()["spooled"] == 0 and store.stats()["stored"] == 0
+    rows = letters(store)
+    assert [(r[1], r[3], r[4], r[5]) for r in rows] == [(f"gulou/air/{a}/telemetry", SINK_REJECTED, a, "air"),
+                                                        (f"gulou/air/{a}/status", SINK_REJECTED, a, "air")]
+    assert rows[0][2].startswith(b"air,") and b"pm25=12" in rows[0][2]
+    assert rows[1][2].startswith(b"device_status,")
+    assert all(before <= r[0] <= after for r in rows)
+
+
+def test_replay_of_a_device_since_removed(registry: Registry, store: EmbeddedStore, tmp_path: Path) -> None:
+    """A replayed reading of a device no longer registered is counted stored, but not handed on."""
+    sink = SwitchableSink()
+    writer = DurableWriter(sink, Spool(tmp_path / "spool", 1 << 20), retry_initial_s=0)
+    collector = Collector(MemorySource(), registry, store, writer=writer)
+    handed: list[int] = []
+    collector.on_stored = lambda items: handed.append(len(items))
+    gone = Point("gone-1", "air", "air_station", "鼓东街道", "s", OBSERVED_MS, {"pm25": 1.0})
+    kept = Point.from_reading(collector.decoder.decode(f"gulou/air/{air(registry).id}/telemetry",
+                                                       json.dumps({"ts": OBSERVED_MS, "pm25": 2.0}).encode()))  # type: ignore[arg-type]
+    collector._replayed(Batch(points=[gone, kept]))
+    assert handed == [1] and collector.totals.stored == 2
+    books = counts(store)
+    assert books[(OBS_HOUR, "gone-1", "air", "stored", "")] == books[(OBS_HOUR, "gone-1", "air", "replayed", "")] == 1
+
+
+def test_the_store_writes_each_increment_once(store: EmbeddedStore) -> None:
+    store.add_counts([CountRow(OBS_HOUR, "d", "air", "received"), CountRow(OBS_HOUR, "d", "air", "received", n=2),
+                      CountRow(OBS_HOUR, "d", "air", "rejected", "bad_topic", n=0)])
+    assert counts(store) == {(OBS_HOUR, "d", "air", "received", ""): 3}
+    store.add_deadletters([DeadLetter("t", b"\xff", "bad_topic", "why", 5, None, None)],
+                          [CountRow(RECV_HOUR, "", "", "rejected", "bad_topic")])
+    assert letters(store) == [(5, "t", b"\xff", "bad_topic", None, None)]
+    assert counts(store)[(RECV_HOUR, "", "", "rejected", "bad_topic")] == 1
+

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gulou.app.broker import BrokerLease, broker_for
+from gulou.app.hj212 import run_gateway, station_book
 from gulou.app.ingest import IngestOptions, build_collector, default_client_id
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Registry
@@ -53,6 +54,8 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
     loop = asyncio.get_running_loop()
     rules: RulesService | None = None
     collector: Collector | None = None
+    if settings.hj212.address() is not None:
+        station_book(settings, registry)  # a station without its password stops us before anything starts
     try:
         options = IngestOptions(
             client_id=default_client_id(settings.mqtt.client_id),
@@ -80,6 +83,9 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
             if rules is not None:
                 group.create_task(rules.run(), name="rules")
             group.create_task(_watch(collector, stop), name="collector-watchdog")
+            if settings.hj212.address() is not None:
+                # HJ 212 stations publish through the same broker, after the collector is subscribed.
+                group.create_task(run_gateway(settings, registry, address, stop), name="hj212-gateway")
             if on_ready is not None:
                 ready = group.create_task(on_ready(pipeline), name="pipeline-client")
                 ready.add_done_callback(lambda _t: stop.set())

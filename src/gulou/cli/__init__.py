@@ -10,6 +10,7 @@ from gulou.cli.bench import bench
 from gulou.cli.dashboards import dashboards
 from gulou.cli.devices import devices
 from gulou.cli.health import health
+from gulou.cli.hj212 import hj212
 from gulou.cli.ingest import deadletters, ingest, query, stats
 from gulou.cli.prune import prune
 from gulou.cli.rules import rules
@@ -33,6 +34,7 @@ cli.add_command(alerts)
 cli.add_command(dashboards)
 cli.add_command(serve)
 cli.add_command(health)
+cli.add_command(hj212)
 cli.add_command(prune)
 for command in (run, demo, ingest, stats, query, deadletters, bench):
     cli.add_command(command)

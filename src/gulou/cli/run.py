@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from gulou.app.demo import run_demo
+from gulou.app.hj212 import Hj212Error
 from gulou.app.pipeline import Pipeline, run_pipeline
 from gulou.cli.common import (
     broker_option,
@@ -120,7 +121,7 @@ def demo(store: Path, registry: Path | None, scenario: str, speed: float, sim_ho
 def _run_or_explain(main: Any) -> None:
     try:
         asyncio.run(main())
-    except* (SimulationError, ConnectionError) as errors:
+    except* (SimulationError, ConnectionError, Hj212Error) as errors:
         raise click.ClickException(str(errors.exceptions[0])) from None
     except* KeyboardInterrupt:
         with contextlib.suppress(Exception):

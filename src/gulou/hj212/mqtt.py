@@ -38,6 +38,8 @@ class MqttDownstream(Downstream):
         deadletter_topic: str = DEADLETTER_TOPIC,
         timeout_s: float = 10.0,
         publishers: int = 64,
+        tls: bool = False,
+        ca_file: str | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.extended = extended
@@ -47,6 +49,8 @@ class MqttDownstream(Downstream):
         # the publisher pool bounds what is outstanding instead.
         self._args: dict[str, Any] = {"username": username, "password": password, "identifier": client_id,
                                       "max_inflight_messages": 0, "timeout": timeout_s}
+        if tls:
+            self._args["tls_params"] = aiomqtt.TLSParameters(ca_certs=ca_file)
         self._publishers = publishers
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []

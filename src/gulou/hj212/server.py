@@ -66,6 +66,7 @@ class Hj212Server:
         self._server: asyncio.Server | None = None
         self._tasks: dict[asyncio.Task[None], _Connection] = {}
         self._stopping = False
+        self.address: tuple[str, int] = ("", 0)  # bound by start()
 
     @property
     def open_connections(self) -> int:
@@ -78,7 +79,8 @@ class Hj212Server:
                                                   backlog=4096)
         sock = self._server.sockets[0].getsockname()
         log.info("hj212 gateway listening on %s:%s", sock[0], sock[1])
-        return str(sock[0]), int(sock[1])
+        self.address = (str(sock[0]), int(sock[1]))
+        return self.address
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop accepting, let packets being handled finish (up to ``grace_s``), close every link."""

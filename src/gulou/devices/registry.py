@@ -118,6 +118,9 @@ class DeviceRow(BaseModel):
     interval_s: int | None = Field(default=None, ge=1, le=86400)
     category: BinCategory | None = None
     point: str | None = None
+    # An inclinometer's reading (degrees about x and y) when it was installed on the surveyed building: the
+    # tilt rules and reports measure the building's lean from it. Absent: the sensor was zeroed at installation.
+    tilt_baseline: list[float] | None = Field(default=None, min_length=2, max_length=2)
     # A station whose data logger speaks HJ 212: MN, evaluation or micro, ST, code overrides and the other
     # settings of gulou.hj212.stations.StationConfig (the device's id and type are filled in).
     # Validated into a StationConfig (typed Any here so the gateway's model is imported only when used).
@@ -138,6 +141,8 @@ class DeviceRow(BaseModel):
             if getattr(self, name) is None:
                 choices = f" ({'/'.join(BIN_CATEGORIES)})" if name == "category" else ""
                 raise ValueError(f"a {self.type} needs its {name}{choices}")
+        if self.tilt_baseline is not None and not {"tilt_x", "tilt_y"} <= {m.name for m in CATALOG[self.type].metrics}:
+            raise ValueError(f"tilt_baseline: a {self.type} has no inclinometer")
         return self
 
     @field_validator("hj212")
@@ -189,6 +194,7 @@ class Device:
     category: str | None = None
     point: str | None = None
     hj212: StationConfig | None = None
+    tilt_baseline: tuple[float, float] | None = None
 
     @property
     def evaluation_station(self) -> bool:
@@ -213,6 +219,7 @@ class Device:
             "category": self.category,
             "capacity": self.site.capacity, "lot_type": self.site.lot_type,
             "storeys": self.site.storeys, "structure_type": self.site.structure_type, "point": self.point,
+            "tilt_baseline": list(self.tilt_baseline) if self.tilt_baseline else None,
             "hj212_mn": self.hj212.mn if self.hj212 else None, "station": self.hj212.kind if self.hj212 else None,
         }
         row.update({k: v for k, v in extras.items() if v is not None})
@@ -323,6 +330,7 @@ def parse_registry(doc: Any, source: str) -> Registry:
             lon=row.lon if row.lon is not None else site.lon,
             interval_s=row.interval_s or dtype.default_interval_s, category=row.category, point=row.point,
             hj212=row.station,
+            tilt_baseline=(row.tilt_baseline[0], row.tilt_baseline[1]) if row.tilt_baseline else None,
         )
     return registry
 

@@ -52,7 +52,7 @@ def housing(frame: pl.DataFrame, devices: Sequence[Device], start: datetime) -> 
     ``frame`` holds the period's readings and at least the 30 days before its end (for the settlement rate);
     maxima are taken from readings at or after ``start`` (naive Beijing).
     """
-    period = frame.filter(pl.col("local") >= start)
+    period = _from_baseline(frame.filter(pl.col("local") >= start), devices)
     peaks = _peaks(period)
     rates = _settlement_rates(frame)
     buildings: dict[str, tuple[Site, list[Warning]]] = {}
@@ -67,6 +67,16 @@ def housing(frame: pl.DataFrame, devices: Sequence[Device], start: datetime) -> 
                                   structure_type=site.structure_type, grade=site.grade, tier=worst,
                                   warnings=warnings))
     return sorted(out, key=lambda b: (-TIER_ORDER.index(b.tier), b.site))
+
+
+def _from_baseline(frame: pl.DataFrame, devices: Sequence[Device]) -> pl.DataFrame:
+    """Tilt angles measured from each inclinometer's installation reading (registry ``tilt_baseline``)."""
+    baselines = {d.id: d.tilt_baseline for d in devices if d.tilt_baseline is not None}
+    if not baselines or frame.is_empty():
+        return frame
+    offsets = [pl.col("device_id").replace_strict({k: v[axis] for k, v in baselines.items()}, default=0.0,
+                                                  return_dtype=pl.Float64) for axis in (0, 1)]
+    return frame.with_columns(pl.col("tilt_x") - offsets[0], pl.col("tilt_y") - offsets[1])
 
 
 def _peaks(frame: pl.DataFrame) -> dict[str, dict[str, float]]:

@@ -60,7 +60,9 @@ def _derive(metric: str, values: Mapping[str, float | int | bool], device: Devic
             return None
         from gulou.rules.standards import tilt_ratio
 
-        return Derived(float(tilt_ratio(inputs["tilt_x"], inputs["tilt_y"])))
+        # The lean is measured from the inclinometer's reading at installation (registry), else from zero.
+        x0, y0 = device.tilt_baseline or (0.0, 0.0)
+        return Derived(float(tilt_ratio(inputs["tilt_x"] - x0, inputs["tilt_y"] - y0)))
     if not inputs:
         return None
     if metric in HOURLY:

@@ -11,20 +11,25 @@ from typing import Any, Literal
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Device, Registry
 from gulou.rules.alerts import AlertBook, AlertTransition, Signal
-from gulou.rules.derive import CLASS_BY_ORDINAL, Derived, derive
+from gulou.rules.derive import BLACK_ODOUR_LABEL, BLACK_ODOUR_LEVEL, CLASS_BY_ORDINAL, Derived, derive
 from gulou.rules.hourly import HourAccumulator, HourlyAqi, rate_hour
 from gulou.rules.model import (
+    DERIVED,
     HOURLY,
     AbsenceRule,
     AnyRule,
     HeldRule,
+    PointRule,
     RateRule,
     RatioRule,
+    TargetRule,
     ThresholdRule,
     WindowRule,
     compare,
 )
-from gulou.rules.windows import BucketWindow, EventWindow, aggregate
+from gulou.rules.points import SampleWindow
+from gulou.rules.targets import TargetVerdict
+from gulou.rules.windows import BucketWindow, EventWindow, aggregate, slope
 from gulou.timeutil import CHINA_TZ, from_ms, to_ms
 from gulou.tsdb.records import Point, StatusEvent
 
@@ -82,6 +87,7 @@ class Engine:
         self._rules_for: dict[str, list[AnyRule]] = {}
         self._absence = [r for r in self.rules if isinstance(r, AbsenceRule)]
         self._ratio = [r for r in self.rules if isinstance(r, RatioRule)]
+        self._targets = [r for r in self.rules if isinstance(r, TargetRule)]
         self._watermark: dict[str, int] = {}
         self._last_seen: dict[str, int] = {}
         # Per (rule, subject) state: held counters, windows, ratio periods.
@@ -164,6 +170,12 @@ class Engine:
             if isinstance(rule, RatioRule):
                 if not late:
                     self._ratio_add(out, rule, device, ts_ms, values)
+                continue
+            if isinstance(rule, TargetRule):
+                continue  # judged from the year's figures (judge_targets), never from a reading
+            if isinstance(rule, PointRule):
+                if not late:
+                    self._point(out, rule, device, key, ts_ms, values)
                 continue
             metric = rule.metric
             if metric in HOURLY:
@@ -274,13 +286,14 @@ class Engine:
             out.append(transition)
 
     @staticmethod
-    def _labels(rule: ThresholdRule | HeldRule | WindowRule | RateRule, value: float, limit: float) -> \
+    def _labels(rule: ThresholdRule | HeldRule | WindowRule | RateRule | PointRule, value: float, limit: float) -> \
             tuple[str | None, str | None]:
         if rule.metric == "water_class":
             return CLASS_BY_ORDINAL.get(int(value)), CLASS_BY_ORDINAL.get(int(limit))
         return None, None
 
-    def _compare(self, rule: ThresholdRule | HeldRule | WindowRule | RateRule, device: Device, ts: datetime,
+    def _compare(self, rule: ThresholdRule | HeldRule | WindowRule | RateRule | PointRule, device: Device,
+                 ts: datetime,
                  derived: Derived, held: bool = True) -> Signal:
         value = derived.value
         limit = rule.limit.resolve(device, ts)
@@ -326,12 +339,25 @@ class Engine:
             return BucketWindow(int(rule.window_s * 1000), int(rule.bucket_s * 1000), need)
         return EventWindow(int(rule.window_s * 1000))
 
+    @staticmethod
+    def _new_rate_window(rule: RateRule) -> EventWindow | BucketWindow:
+        if rule.bucket_s is not None:
+            return BucketWindow(int(rule.window_s * 1000), int(rule.bucket_s * 1000), dedupe=False)
+        return EventWindow(int(rule.window_s * 1000))
+
     def _rate(self, rule: RateRule, device: Device, key: str, ts_ms: int, end: datetime,
               value: float) -> Signal | None:
         window = self._state.get(key)
         if window is None:
-            window = self._state[key] = EventWindow(int(rule.window_s * 1000))
+            window = self._state[key] = self._new_rate_window(rule)
         window.add(ts_ms, value)
+        if isinstance(window, BucketWindow):
+            means = window.series()
+            per_ms = slope(means)
+            if per_ms is None or means[-1][0] - means[0][0] < rule.min_span_s * 1000:
+                return None
+            rate = per_ms * 1000 * rule.per_s
+            return self._compare(rule, device, end, Derived(abs(rate) if rule.absolute else rate))
         span = window.span()
         if span is None:
             return None
@@ -341,6 +367,42 @@ class Engine:
             return None
         rate = (v1 - v0) / (dt_ms / 1000) * rule.per_s
         return self._compare(rule, device, end, Derived(abs(rate) if rule.absolute else rate))
+
+    def _point(self, out: list[AlertTransition], rule: PointRule, device: Device, key: str, ts_ms: int,
+               values: Mapping[str, float | int | bool]) -> None:
+        """Grade the point over its window's samples (the guide's share rule) and judge the level."""
+        window = self._state.get(key)
+        if window is None:
+            window = self._state[key] = SampleWindow(int(rule.window_s * 1000))
+        sample = {n: float(values[n]) for n in DERIVED[rule.metric]
+                  if n in values and not isinstance(values[n], bool)}
+        if not sample or not window.add(ts_ms, sample) or len(window) < rule.min_samples:
+            return
+        graded = window.grade()
+        if graded is None:
+            return
+        self.stats.evaluations += 1
+        level = BLACK_ODOUR_LEVEL[graded.level]
+        share = max(graded.severe_share.values(), default=0.0)
+        label = f"{BLACK_ODOUR_LABEL[level]}（{graded.samples}个样本，单项指标重度样本占比最高{share:.0%}）"
+        self._emit(out, rule, device, key,
+                   self._compare(rule, device, from_ms(window.ts[-1]), Derived(float(level), label=label)))
+
+    def judge_targets(self, verdicts: Sequence[TargetVerdict], at: datetime) -> list[AlertTransition]:
+        """Fire ``target`` rules for targets at risk or missed, resolve them when back on track (app layer)."""
+        out: list[AlertTransition] = []
+        for rule in self._targets:
+            for verdict in verdicts:
+                if verdict.id not in rule.targets:
+                    continue
+                self.stats.evaluations += 1
+                verdict_state: Literal["fire", "clear", "hold"] = (
+                    "fire" if verdict.status in rule.on else "clear" if verdict.status == "on_track" else "hold")
+                signal = Signal(verdict_state, at, value=verdict.actual, limit=verdict.target,
+                                op="<" if verdict.kind == "min" else ">", value_label=verdict.summary(),
+                                limit_label=verdict.goal())
+                self._emit(out, rule, verdict.subject(rule.domain), f"{rule.id}|target:{verdict.id}", signal)
+        return out
 
     def _ratio_add(self, out: list[AlertTransition], rule: RatioRule, device: Device, ts_ms: int,
                    values: Mapping[str, float | int | bool]) -> None:
@@ -390,7 +452,7 @@ class Engine:
         """All state needed to resume after a restart, as JSON-ready data."""
         state: dict[str, Any] = {}
         for key, value in self._state.items():
-            state[key] = value.state() if isinstance(value, EventWindow | BucketWindow) else value
+            state[key] = value.state() if isinstance(value, EventWindow | BucketWindow | SampleWindow) else value
         return {"version": SNAPSHOT_VERSION, "watermark": dict(self._watermark),
                 "last_seen": dict(self._last_seen), "state": state, "groups": dict(self._group_device),
                 "alerts": self.book.state(), "stats": asdict(self.stats),
@@ -409,12 +471,14 @@ class Engine:
             rule = rules.get(key.split("|", 1)[0])
             if rule is None:
                 continue
-            if isinstance(rule, WindowRule | RateRule):
+            if isinstance(rule, WindowRule | RateRule | PointRule):
                 device = self.registry.get(key.split("|", 1)[1])
                 if device is None:
                     continue
-                window = self._new_window(rule, device) if isinstance(rule, WindowRule) else \
-                    EventWindow(int(rule.window_s * 1000))
+                window: EventWindow | BucketWindow | SampleWindow = (
+                    self._new_window(rule, device) if isinstance(rule, WindowRule)
+                    else self._new_rate_window(rule) if isinstance(rule, RateRule)
+                    else SampleWindow(int(rule.window_s * 1000)))
                 window.restore(value)
                 self._state[key] = window
             else:

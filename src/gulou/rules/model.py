@@ -83,7 +83,7 @@ class Limit(_Model):
 
     value: float | None = None
     by_date: list[DatedValue] | None = None
-    site: Literal["target_class", "tilt_limit"] | None = None
+    site: Literal["target_class", "tilt_limit", "crack_limit"] | None = None
     factor: float = Field(default=1.0, gt=0)
     overrides: dict[str, float] = Field(default_factory=dict, description="per-site limit by site id")
 
@@ -122,6 +122,11 @@ class Limit(_Model):
             return chosen * self.factor
         if self.site == "target_class":
             return float(WATER_CLASS_ORDINAL[site_target_class(device)]) * self.factor
+        if self.site == "crack_limit":
+            from gulou.rules.standards.structure import crack_limit
+
+            # A building without a recorded structure type is judged as masonry, the district's usual old house.
+            return float(crack_limit(device.site.structure_type or "masonry").value) * self.factor
         from gulou.rules.standards import tilt_limit
 
         return float(tilt_limit(device.site.storeys or 1)) * self.factor
@@ -271,13 +276,57 @@ class WindowRule(_Compared):
 
 
 class RateRule(_Compared):
-    """Rate of change per time unit between the oldest and newest reading inside a window."""
+    """Rate of change per time unit between the oldest and newest reading inside a window.
+
+    With ``bucket_s`` the window keeps per-bucket means (daily means of a slow gauge) and the rate is their
+    least-squares slope, so a month of readings is a few dozen numbers and one noisy reading moves nothing.
+    """
 
     kind: Literal["rate"]
     per_s: float = Field(gt=0, description="rate unit: 300 = per 5 min, 86400 = per day")
     window_s: float = Field(gt=0)
     min_span_s: float = Field(default=0, ge=0)
     absolute: bool = False
+    bucket_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_rate(self) -> RateRule:
+        if self.bucket_s is not None and self.window_s % self.bucket_s:
+            raise ValueError("bucket_s: window_s must be a whole number of buckets")
+        return self
+
+
+class PointRule(_Compared):
+    """A monitoring point graded over the samples of a window (black_odour_point: the guide's share rule)."""
+
+    kind: Literal["point"]
+    window_s: float = Field(gt=0)
+    min_samples: int = Field(default=1, ge=1, description="samples the window needs before it is graded")
+
+    @model_validator(mode="after")
+    def _check_point(self) -> PointRule:
+        if self.metric != "black_odour_level":
+            raise ValueError("metric: a point rule grades black_odour_level (0 none, 1 light, 2 severe)")
+        return self
+
+
+TargetStatus = Literal["at_risk", "missed"]
+TARGET_STATUSES: tuple[TargetStatus, ...] = get_args(TargetStatus)
+
+
+class TargetRule(RuleBase):
+    """The plan's targets (data/targets.yaml): fires while a target is at risk or missed, judged by the app layer.
+
+    Each target is its own subject; the alert resolves when the target is back on track.
+    """
+
+    kind: Literal["target"]
+    targets: list[str] = Field(min_length=1, description="target ids of targets.yaml")
+    on: list[TargetStatus] = Field(default_factory=lambda: list(TARGET_STATUSES), min_length=1)
+
+    def applies_to(self, device: Device) -> bool:
+        """Never a device: targets are judged from the reports' year-to-date figures."""
+        return False
 
 
 class AbsenceRule(RuleBase):
@@ -308,10 +357,11 @@ class RatioRule(RuleBase):
 
 
 Rule = Annotated[
-    ThresholdRule | HeldRule | WindowRule | RateRule | AbsenceRule | RatioRule, Field(discriminator="kind")
+    ThresholdRule | HeldRule | WindowRule | RateRule | AbsenceRule | RatioRule | PointRule | TargetRule,
+    Field(discriminator="kind"),
 ]
 _RULE: TypeAdapter[Any] = TypeAdapter(Rule)
-AnyRule = ThresholdRule | HeldRule | WindowRule | RateRule | AbsenceRule | RatioRule
+AnyRule = ThresholdRule | HeldRule | WindowRule | RateRule | AbsenceRule | RatioRule | PointRule | TargetRule
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -362,7 +412,7 @@ def parse_rules(text: str, source: str) -> list[AnyRule]:
 def _describe(err: Any) -> str:
     # The discriminator puts the kind name first in loc; the field is what a reader needs.
     loc = [str(p) for p in err["loc"] if str(p) not in
-           ("threshold", "held", "window", "rate", "absence", "ratio")]
+           ("threshold", "held", "window", "rate", "absence", "ratio", "point", "target")]
     msg = str(err["msg"]).removeprefix("Value error, ")
     return f"{'.'.join(loc)}: {msg}" if loc else msg
 
@@ -395,6 +445,8 @@ def rule_limit_text(rule: AnyRule) -> str:
     """Human-readable limit of a rule, for listings and docs."""
     if isinstance(rule, AbsenceRule):
         return f"no data for {rule.k:g} x interval"
+    if isinstance(rule, TargetRule):
+        return " / ".join(rule.on)
     op = rule.op
     lim = rule.limit
     if lim.value is not None:
@@ -411,7 +463,8 @@ def summarise(rules: Iterable[AnyRule]) -> list[dict[str, Any]]:
     rows = []
     for r in rules:
         metric = getattr(r, "metric", None) or (
-            f"{r.numerator}/{r.denominator}" if isinstance(r, RatioRule) else "-")
+            f"{r.numerator}/{r.denominator}" if isinstance(r, RatioRule)
+            else ",".join(r.targets) if isinstance(r, TargetRule) else "-")
         rows.append({"id": r.id, "kind": r.kind, "domain": r.domain, "device_type": r.device_type,
                      "severity": r.severity, "metric": metric, "limit": rule_limit_text(r), "source": r.source,
                      "enabled": r.enabled})

@@ -29,6 +29,20 @@ def aggregate(values: list[float], agg: str, p: float | None = None) -> float:
     return percentile(values, p if p is not None else 50.0)
 
 
+def slope(points: list[tuple[int, float]]) -> float | None:
+    """Least-squares slope (value per ms) of (ms, value) points; None without two distinct times."""
+    if len(points) < 2:
+        return None
+    origin = points[0][0]
+    xs = [float(t - origin) for t, _ in points]
+    mean_x = math.fsum(xs) / len(xs)
+    mean_y = math.fsum(v for _, v in points) / len(points)
+    sxx = math.fsum((x - mean_x) ** 2 for x in xs)
+    if sxx == 0:
+        return None
+    return math.fsum((x - mean_x) * (v - mean_y) for x, (_, v) in zip(xs, points, strict=True)) / sxx
+
+
 class EventWindow:
     """Readings (ts_ms, value) sorted by event time, holding only what the window can still use."""
 
@@ -80,10 +94,13 @@ class EventWindow:
 class BucketWindow:
     """Per-bucket (sum, count) so a 24 h mean of hourly means needs 24 entries, not 1440 readings."""
 
-    def __init__(self, window_ms: int, bucket_ms: int, bucket_min_count: int = 1) -> None:
+    def __init__(self, window_ms: int, bucket_ms: int, bucket_min_count: int = 1, dedupe: bool = True) -> None:
         self.window_ms = window_ms
         self.bucket_ms = bucket_ms
         self.bucket_min_count = bucket_min_count
+        # A month of daily means would keep thousands of stamps for little gain: a repeated reading of a slow
+        # gauge hardly moves its day's mean, so long windows may skip the duplicate check.
+        self.dedupe = dedupe
         self.buckets: dict[int, list[float]] = {}
         self.newest = -1
         # Readings already counted, so a duplicate delivery (QoS 1 redelivery) is not counted twice.
@@ -92,10 +109,11 @@ class BucketWindow:
     def add(self, ts_ms: int, value: float) -> None:
         """Add a reading to its bucket."""
         start = ts_ms - ts_ms % self.bucket_ms
-        seen = self._seen.setdefault(start, set())
-        if ts_ms in seen:
-            return
-        seen.add(ts_ms)
+        if self.dedupe:
+            seen = self._seen.setdefault(start, set())
+            if ts_ms in seen:
+                return
+            seen.add(ts_ms)
         entry = self.buckets.setdefault(start, [0.0, 0.0])
         entry[0] += value
         entry[1] += 1
@@ -107,8 +125,12 @@ class BucketWindow:
 
     def current(self) -> list[float]:
         """Means of the valid buckets in the window ending with the newest bucket."""
+        return [mean for _, mean in self.series()]
+
+    def series(self) -> list[tuple[int, float]]:
+        """(bucket start ms, mean) of the valid buckets in the window ending with the newest bucket."""
         first = self.newest - self.window_ms + self.bucket_ms
-        return [s / n for b, (s, n) in sorted(self.buckets.items())
+        return [(b, s / n) for b, (s, n) in sorted(self.buckets.items())
                 if b >= first and n >= self.bucket_min_count]
 
     def state(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import math
 import operator
 import struct
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -33,14 +33,17 @@ from gulou.rules.model import (
     Condition,
     HeldRule,
     Limit,
+    PointRule,
     RateRule,
     RatioRule,
+    TargetRule,
     ThresholdRule,
     WindowRule,
     load_rules,
     site_target_class,
 )
 from gulou.rules.standards import tilt_limit
+from gulou.rules.targets import TargetVerdict
 
 RULES = load_rules()
 REGISTRY = load_registry()
@@ -65,7 +68,7 @@ PINNED: dict[str, str] = {
     "water-drinking-source-worse-than-iii": "threshold water_class > 3 | <= same",
     "water-do-below-2": "threshold do < 2 | >= 2.5",
     "water-black-odour-light": "held black_odour_level >= 1 | < same",
-    "water-black-odour-severe": "threshold black_odour_level >= 2 | < same",
+    "water-black-odour-severe": "point black_odour_level >= 2 | < same",
     "waste-bin-dispatch": "threshold fill_level >= 0.8 | < 0.5",
     "waste-bin-overflow": "threshold fill_level >= 0.95 | < 0.8",
     "waste-bin-fire-temperature": "threshold temperature >= 60 | < 50",
@@ -78,15 +81,20 @@ PINNED: dict[str, str] = {
     "structure-tilt-yellow": "threshold tilt_ratio >= 0.7 x site tilt_limit | < 0.65 x site tilt_limit",
     "structure-tilt-orange": "threshold tilt_ratio >= 0.85 x site tilt_limit | < 0.8 x site tilt_limit",
     "structure-tilt-red": "threshold tilt_ratio >= site tilt_limit | < 0.95 x site tilt_limit",
-    "structure-crack-width": "threshold crack_width > 1 | <= same",
+    "structure-crack-width": "threshold crack_width > site crack_limit | <= same",
     "structure-crack-growth": "rate crack_width > 0.1 | <= 0.05",
     "structure-settlement-rate": "rate settlement > 2 | <= 1",
+    "structure-settlement-monthly": "rate settlement > 4 | <= 3",
     "structure-vibration": "threshold vibration > 3.5 | <= 3",
     "device-offline-water": "absence k=3",
     "device-offline-air": "absence k=3",
     "device-offline-waste": "absence k=3",
     "device-offline-parking": "absence k=2",
     "device-offline-structure": "absence k=3",
+    "plan-target-air": "target good_day_ratio,pm25_annual_mean,pm25_fall,heavy_pollution_days on at_risk/missed",
+    "plan-target-water": "target drinking_water_compliance,inner_river_compliance,black_odour_free_rivers on "
+                         "at_risk/missed",
+    "plan-target-waste": "target sorting_correct_rate on at_risk/missed",
 }
 
 
@@ -112,6 +120,8 @@ def describe(rule: AnyRule) -> str:
         return f"absence k={rule.k:g}"
     if isinstance(rule, RatioRule):
         return f"ratio {rule.numerator}/{rule.denominator} {rule.op} {_limit_text(rule.limit)}"
+    if isinstance(rule, TargetRule):
+        return f"target {','.join(rule.targets)} on {'/'.join(rule.on)}"
     clear = rule.clear_condition()
     clear_limit = "same" if clear.limit == rule.limit else _limit_text(clear.limit)
     return f"{rule.kind} {rule.metric} {rule.op} {_limit_text(rule.limit)} | {clear.op} {clear_limit}"
@@ -228,6 +238,8 @@ def expected_limit(limit: Limit, device: Device, ts: datetime) -> float:
         return [e.value for e in limit.by_date if e.since is None or e.since <= day][-1] * limit.factor
     if limit.site == "target_class":
         return WATER_CLASS_ORDINAL[site_target_class(device)] * limit.factor
+    if limit.site == "crack_limit":
+        return {"concrete": 0.5}.get(device.site.structure_type or "masonry", 1.0) * limit.factor
     return tilt_limit(device.site.storeys or 1) * limit.factor
 
 
@@ -370,19 +382,21 @@ def test_rate_rule_edges(rule_id: str) -> None:
     if not rule.absolute:  # the same fall is no rise
         engine = Engine([rule], REGISTRY)
         assert not fired([t for r in _rate_pair(rule, device, -2 * limit, base) for t in engine.process(r)], rule)
-    # A rise spread over less than min_span_s is not judged at all.
+    # A rise spread over less than min_span_s is not judged at all (bucketed: the buckets' starts are apart).
     engine = Engine([rule], REGISTRY)
     quick = _rate_pair(rule, device, limit * 100, base)
-    quick[1] = reading(device, T0 + timedelta(seconds=rule.min_span_s - 1), quick[1].values)
+    quick[1] = reading(device, T0 + timedelta(seconds=rule.min_span_s - (rule.bucket_s or 0) - 1), quick[1].values)
     assert not [t for r in quick for t in engine.process(r)]
     for rate in (clear_limit * (1 - RELATIVE), clear_limit * (1 + RELATIVE)):
         engine = Engine([rule], REGISTRY)
         first = _rate_pair(rule, device, limit * 2, base)
         assert fired([t for r in first for t in engine.process(r)], rule)
-        # The next reading, one window after the firing one, against it alone: the rate over that span.
+        # The next reading, one window after the firing one, against it alone: the rate over that span (a
+        # bucketed window keeps the buckets of its last window_s, so one bucket less apart).
         span = max(rule.min_span_s, min(rule.per_s, rule.window_s))
-        then = first[1].ts + timedelta(seconds=rule.window_s)
-        value = float(first[1].values[rule.metric]) + rate * rule.window_s / rule.per_s
+        gap = rule.window_s - (rule.bucket_s or 0)
+        then = first[1].ts + timedelta(seconds=gap)
+        value = float(first[1].values[rule.metric]) + rate * gap / rule.per_s
         drive = driver(rule, device)
         later = engine.process(reading(device, then, drive.values(value)))
         assert span > 0
@@ -439,8 +453,52 @@ def test_absence_rule_edges(rule_id: str) -> None:
     assert fired(back, rule, "resolved")
 
 
+@pytest.mark.parametrize("rule_id", [r.id for r in RULES if isinstance(r, PointRule)])
+def test_point_rule_edges(rule_id: str) -> None:
+    """The guide's share rule at its edges: one indicator severe in 60 % of the window's samples, two in 30 %."""
+    rule = BY_ID[rule_id]
+    assert isinstance(rule, PointRule)
+    device = watched(rule)
+    calm = dict(CATALOG[device.type].calm)
+    step = timedelta(seconds=device.interval_s)
+    n = 20
+    assert n * step.total_seconds() <= rule.window_s and n >= rule.min_samples
+
+    def feed(engine: Engine, severe: int, values: dict[str, float]) -> list[AlertTransition]:
+        # Calm samples first, severe ones last, so no earlier grade sees a larger severe share.
+        samples = [calm] * (n - severe) + [{**calm, **values}] * severe
+        return [t for i, v in enumerate(samples) for t in engine.process(reading(device, T0 + i * step, v))]
+
+    one, two = {"do": 0.1}, {"do": 0.1, "transparency": 5.0}
+    for severe, values, fires in ((12, one, True), (11, one, False), (6, two, True), (5, two, False)):
+        engine = Engine([rule], REGISTRY)
+        assert fired(feed(engine, severe, values), rule) == fires, f"{rule.id}: {severe}/{n} severe {values}"
+    # Fewer samples than min_samples are not graded however severe; one more calm sample clears 12 of 20.
+    engine = Engine([rule], REGISTRY)
+    few = [t for i in range(rule.min_samples - 1)
+           for t in engine.process(reading(device, T0 + i * step, {**calm, **one}))]
+    assert not fired(few, rule)
+    engine = Engine([rule], REGISTRY)
+    assert fired(feed(engine, 12, one), rule)
+    assert fired(engine.process(reading(device, T0 + n * step, calm)), rule, "resolved")
+
+
+@pytest.mark.parametrize("rule_id", [r.id for r in RULES if isinstance(r, TargetRule)])
+def test_target_rule_edges(rule_id: str) -> None:
+    rule = BY_ID[rule_id]
+    assert isinstance(rule, TargetRule)
+    for target in rule.targets:
+        engine = Engine([rule], REGISTRY)
+        verdict = TargetVerdict(target, target, 2026, "no_data", "min", None, 0.95)
+        assert engine.judge_targets([verdict], T0) == []
+        for day, status, event in ((1, "at_risk", "firing"), (2, "missed", None), (3, "no_data", None),
+                                   (4, "on_track", "resolved"), (5, "missed", "firing")):
+            out = engine.judge_targets([replace(verdict, status=status)], T0 + timedelta(days=day))
+            assert [t.event for t in out] == ([event] if event else []), f"{rule.id} {target} {status}"
+
+
 def test_every_rule_kind_has_edges() -> None:
-    covered = (ThresholdRule, HeldRule, WindowRule, RateRule, RatioRule, AbsenceRule)
+    covered = (ThresholdRule, HeldRule, WindowRule, RateRule, RatioRule, AbsenceRule, PointRule, TargetRule)
     assert all(isinstance(r, covered) for r in RULES), "a new rule kind needs its edge test here"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from gulou.devices.registry import Registry
 from gulou.rules.alerts import AlertTransition
 from gulou.rules.engine import Engine
 from gulou.rules.model import AnyRule, load_rules
+from gulou.rules.targets import TargetVerdict
 from tests.unit.rules.test_rules_engine import T0, at, reading
 
 DEFAULT_RULES = load_rules()
@@ -43,7 +45,8 @@ SEQUENCES: dict[str, tuple[str, list[tuple[float, dict[str, Any]]]]] = {
     "water-drinking-source-worse-than-iii": (DRINKING, [(0, {"nh3n": 1.2})]),
     "water-do-below-2": (RIVER, [(0, {"do": 1.5})]),
     "water-black-odour-light": (RIVER, [(m, {"do": 1.0}) for m in (0, 5, 10)]),
-    "water-black-odour-severe": (RIVER, [(0, {"do": 0.1})]),
+    # Graded over 24 h of samples: 12 with DO severe (< 0.2) make DO severe in 12 of 13 (with the calm one).
+    "water-black-odour-severe": (RIVER, [(m * 5, {"do": 0.1}) for m in range(12)]),
     "waste-bin-dispatch": (BIN, [(0, {"fill_level": 0.85})]),
     "waste-bin-overflow": (BIN, [(0, {"fill_level": 0.97})]),
     "waste-bin-fire-temperature": (BIN, [(0, {"temperature": 65.0})]),
@@ -60,8 +63,13 @@ SEQUENCES: dict[str, tuple[str, list[tuple[float, dict[str, Any]]]]] = {
     "structure-crack-width": (HOUSE, [(0, {"crack_width": 1.2})]),
     "structure-crack-growth": (HOUSE, [(0, {"crack_width": 0.3}), (360, {"crack_width": 0.4})]),
     "structure-settlement-rate": (HOUSE, [(0, {"settlement": -1.0}), (360, {"settlement": -2.0})]),
+    # 0.2 mm a day for 51 days: 6 mm/month over the two months of daily means.
+    "structure-settlement-monthly": (HOUSE, [(d * 1440, {"settlement": -1.0 - 0.2 * d}) for d in range(51)]),
     "structure-vibration": (HOUSE, [(0, {"vibration": 5.0})]),
 }
+# Target rules: one target of each, judged at risk by the report job.
+TARGETS = {"plan-target-air": "good_day_ratio", "plan-target-water": "inner_river_compliance",
+           "plan-target-waste": "sorting_correct_rate"}
 OFFLINE = {"device-offline-water": RIVER, "device-offline-air": AIR, "device-offline-waste": BIN,
            "device-offline-parking": LOT, "device-offline-structure": HOUSE}
 
@@ -78,7 +86,7 @@ def _run(registry: Registry, rules: list[AnyRule], device_id: str,
 
 
 def test_every_default_rule_has_a_sequence() -> None:
-    assert {r.id for r in DEFAULT_RULES} == set(SEQUENCES) | set(OFFLINE)
+    assert {r.id for r in DEFAULT_RULES} == set(SEQUENCES) | set(OFFLINE) | set(TARGETS)
 
 
 @pytest.mark.parametrize("rule_id", sorted(SEQUENCES))
@@ -89,6 +97,19 @@ def test_default_rule_fires(registry: Registry, rule_id: str) -> None:
     alert = next(t.alert for t in fired if t.alert.rule_id == rule_id)
     assert alert.message and alert.message_en and "{" not in alert.message + alert.message_en
     assert alert.value is not None and alert.limit is not None
+
+
+@pytest.mark.parametrize("rule_id", sorted(TARGETS))
+def test_default_target_rule_fires_at_risk_and_resolves_on_track(registry: Registry, rule_id: str) -> None:
+    engine = Engine(DEFAULT_RULES, registry)
+    at_risk = TargetVerdict(TARGETS[rule_id], "某目标", 2026, "at_risk", "min", 0.9, 0.95, 0.9, "90.0%", "95%",
+                            "90.0%")
+    fired = engine.judge_targets([at_risk], T0)
+    assert [(t.event, t.alert.rule_id, t.alert.device_id) for t in fired] == [("firing", rule_id, TARGETS[rule_id])]
+    assert fired[0].alert.message == "规划目标「某目标」存在风险：累计 90.0%，年末预计 90.0%，目标≥ 95%"
+    assert engine.judge_targets([at_risk], T0 + timedelta(days=1)) == []
+    back = engine.judge_targets([replace(at_risk, status="on_track", actual=0.96)], T0 + timedelta(days=2))
+    assert [(t.event, t.alert.rule_id) for t in back] == [("resolved", rule_id)]
 
 
 @pytest.mark.parametrize("rule_id", sorted(OFFLINE))

@@ -82,7 +82,7 @@ def test_default_set_loads_and_covers_every_domain() -> None:
     assert {r.domain for r in rules} == set(DOMAINS)
     offline = {r.domain for r in rules if isinstance(r, AbsenceRule)}
     assert offline == set(DOMAINS)
-    assert {r.kind for r in rules} == {"threshold", "held", "window", "rate", "absence", "ratio"}
+    assert {r.kind for r in rules} == {"threshold", "held", "window", "rate", "absence", "ratio", "point", "target"}
     for r in rules:
         assert r.severity in SEVERITIES
         assert re.search(r"[\u4e00-\u9fff]", r.message), r.id  # Chinese message

@@ -77,9 +77,11 @@ def test_tilt_tiers_are_the_structure_tiers(rules: dict[str, AnyRule]) -> None:
 
 def test_structure_limits_are_the_component_limits(rules: dict[str, AnyRule]) -> None:
     table = structure_table()
-    # The rule applies the masonry value to every building (brick-wood and timber share it).
-    assert _fixed(rules, "structure-crack-width") == table.crack_limits["masonry"].value
+    # The crack rule takes each building's value by its structure type (concrete 0.5, masonry 1.0).
+    crack = rules["structure-crack-width"]
+    assert isinstance(crack, ThresholdRule) and crack.limit.site == "crack_limit" and crack.limit.factor == 1
     assert _fixed(rules, "structure-settlement-rate") == table.component_limits["settlement_mm_per_day"].value
+    assert _fixed(rules, "structure-settlement-monthly") == table.component_limits["settlement_mm_per_month"].value
     assert _fixed(rules, "structure-vibration") == table.component_limits["vibration_ppv_mm_s"].value
 
 

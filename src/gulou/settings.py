@@ -214,6 +214,25 @@ class ApiSettings(Section):
     open_reads: bool = False
 
 
+class ReportSettings(Section):
+    """Reports: where the daily push writes its HTML, the targets file, the daily push time (Beijing)."""
+
+    dir: Path = Path("gulou-data/reports")
+    targets: Path | None = None  # default: the shipped data/targets.yaml
+    cache: bool = True  # keep complete months' station daily values in <dir>/cache
+    push_at: str | None = None  # "HH:MM" Beijing time; the daily push is on when set
+    link_base: str | None = None  # the URL <dir> is served at; the push message links <link_base>/<file>
+
+    @field_validator("push_at")
+    @classmethod
+    def _check_push_at(cls, value: str | None) -> str | None:
+        if value:
+            hour, _, minute = value.partition(":")
+            if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+                raise ValueError(f"push_at {value!r}: use HH:MM (Beijing time)")
+        return value or None
+
+
 class Hj212Settings(Section):
     """The HJ 212 station gateway; on when ``listen`` (HOST:PORT) is set. Stations come from the registry."""
 
@@ -339,6 +358,7 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = WorkflowSettings()
     api: ApiSettings = ApiSettings()
     hj212: Hj212Settings = Hj212Settings()
+    report: ReportSettings = ReportSettings()
     # GULOU_BUS is the URL list itself (not JSON); other keys as GULOU_BUS__<KEY>.
     bus: Annotated[BusSettings, NoDecode] = BusSettings()
 

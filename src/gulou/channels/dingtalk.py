@@ -10,8 +10,7 @@ import urllib.parse
 from typing import Any, Self
 
 from gulou.channels.base import ChannelContext
-from gulou.channels.http import RobotChannel, markdown
-from gulou.rules.alerts import AlertTransition
+from gulou.channels.http import RobotChannel
 from gulou.settings import Settings
 
 
@@ -36,9 +35,8 @@ class DingTalkChannel(RobotChannel):
             return None
         return cls(section.webhook.get_secret_value(), section.secret.get_secret_value() if section.secret else None)
 
-    def body(self, transition: AlertTransition) -> dict[str, Any]:
+    def markdown_body(self, title: str, text: str) -> dict[str, Any]:
         """DingTalk markdown message."""
-        title, text = markdown(transition)
         return {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
 
     def target(self) -> str:

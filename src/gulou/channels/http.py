@@ -61,8 +61,12 @@ class RobotChannel(Channel):
         self.url, self.secret, self.timeout_s = url, secret, timeout_s
 
     @abstractmethod
+    def markdown_body(self, title: str, text: str) -> dict[str, Any]:
+        """The robot's markdown message for a title and text."""
+
     def body(self, transition: AlertTransition) -> dict[str, Any]:
         """The robot's message for one notification."""
+        return self.markdown_body(*markdown(transition))
 
     def target(self) -> str:
         """Where to POST (a robot may sign its URL per request)."""
@@ -70,7 +74,15 @@ class RobotChannel(Channel):
 
     async def send(self, transition: AlertTransition) -> None:
         """POST the robot message."""
-        data = json.dumps(self.body(transition), ensure_ascii=False).encode()
+        await self.post(self.body(transition))
+
+    async def send_markdown(self, title: str, text: str) -> None:
+        """POST a plain markdown message (the daily report push); ``DeliveryError`` when it does not go out."""
+        await self.post(self.markdown_body(title, text))
+
+    async def post(self, body: dict[str, Any]) -> None:
+        """POST one message body; a 200 answer with a non-zero errcode is a refusal."""
+        data = json.dumps(body, ensure_ascii=False).encode()
         answer = await asyncio.to_thread(post_json, self.target(), data, {}, self.timeout_s)
         try:
             code = json.loads(answer or b"{}").get("errcode", 0)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 from gulou.channels.base import ChannelContext
-from gulou.channels.http import RobotChannel, markdown
-from gulou.rules.alerts import AlertTransition
+from gulou.channels.http import RobotChannel
 from gulou.settings import Settings
 
 # The robot takes at most 4096 bytes of content; stay clear of it without splitting a character.
@@ -24,7 +23,6 @@ class WeComChannel(RobotChannel):
         section = settings.wecom
         return cls(section.webhook.get_secret_value()) if section.webhook else None
 
-    def body(self, transition: AlertTransition) -> dict[str, Any]:
-        """WeCom markdown message."""
-        _, text = markdown(transition)
+    def markdown_body(self, title: str, text: str) -> dict[str, Any]:
+        """WeCom markdown message (the robot shows no separate title)."""
         return {"msgtype": "markdown", "markdown": {"content": text.encode()[:CONTENT_BYTES].decode(errors="ignore")}}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gulou.ingest.spool import DurableWriter, Spool, SpoolFull
+from gulou.ingest.spool import DurableWriter, Spool, SpoolFull, encode_batch
 from gulou.tsdb.records import Batch, Point, StatusEvent
 from gulou.tsdb.writer import Sink, SinkError, SinkRejected
 
@@ -90,7 +90,8 @@ def test_bound_raises_spool_full_and_frees_after_replay(tmp_path: Path) -> None:
     assert spool.bytes_used <= 3000 and spool.depth == appended
     head = spool.peek()
     assert head is not None
-    while spool.bytes_used + 400 > 3000:  # replay until a segment is deleted
+    room = len(encode_batch(batch(100))) + 40  # the record's body and its header
+    while spool.bytes_used + room > 3000:  # replay until a segment is deleted
         head = spool.peek()
         assert head is not None
         spool.pop(head[0])

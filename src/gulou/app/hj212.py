@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gulou.backoff import Backoff
@@ -21,12 +21,17 @@ from gulou.hj212.downstream import DownstreamError
 from gulou.hj212.gateway import Gateway, GatewayOptions
 from gulou.hj212.mqtt import MqttDownstream
 from gulou.hj212.server import Hj212Server, ServerLimits
+from gulou.hj212.simulator import FAULTS, FaultKind, FaultPlan, StationEncoder
+from gulou.hj212.station_client import SimulatedStation, run_stations
 from gulou.hj212.stations import StationBook, load_secrets
 from gulou.settings import BrokerAddress, Settings
+from gulou.simulators.scenario import Scenario
 
 log = logging.getLogger(__name__)
 # How often a running gateway logs its figures (operators read them in the service's log).
 REPORT_EVERY_S = 60.0
+# The field faults a simulated station shows unless told otherwise: each on about one packet in fifty.
+FIELD_FAULT_RATE = 0.02
 
 
 class Hj212Error(RuntimeError):
@@ -120,3 +125,47 @@ def _report(figures: dict[str, Any]) -> None:
     log.info("hj212 gateway: %s links open; packets received %s, delivered %s, duplicate %s, rejected %s, "
              "failed %s", connections.get("open", 0), packets.get("received", 0), packets.get("delivered", 0),
              packets.get("duplicate", 0), packets.get("rejected", 0), packets.get("failed", 0))
+
+
+async def simulate_stations(settings: Settings, registry: Registry, host: str, port: int, *,
+                            scenario: Scenario | None = None, seed: int = 0, start: datetime | None = None,
+                            sim_duration_s: float = 3600.0, speed: float = 0.0,
+                            fault_rates: dict[str, float] | None = None,
+                            stop: asyncio.Event | None = None) -> dict[str, Any]:
+    """The registry's HJ 212 stations speaking to a gateway at ``host:port``; per-station figures.
+
+    Each station sends real-time data from the device simulators (daily patterns, the scenario's
+    incidents, the gas analysers' nightly calibration flagged C), its minute and hourly means and
+    heartbeats, with the field faults at ``fault_rates`` (default: every kind at ``FIELD_FAULT_RATE``).
+    Passwords and keys come from the same secrets file as the gateway's. Air loggers speak HJ 212-2017,
+    water loggers HJ 212-2025 (Flag 9), as the field has them.
+    """
+    stations = [d.hj212 for d in registry if d.hj212 is not None]
+    if not stations:
+        raise Hj212Error(f"no device of {registry.source} has an hj212 block: no station to simulate")
+    section = settings.hj212
+    try:
+        secrets = load_secrets(section.secrets_file) if section.secrets_file else {}
+    except ValueError as exc:
+        raise Hj212Error(str(exc)) from None
+    rates: dict[FaultKind, float] = {kind: FIELD_FAULT_RATE for kind in FAULTS}
+    for kind, rate in (fault_rates or {}).items():
+        if kind not in FAULTS:
+            raise Hj212Error(f"unknown HJ 212 fault {kind!r}; known: {', '.join(FAULTS)}")
+        rates[kind] = rate
+    simulated = []
+    for n, station in enumerate(stations):
+        secret = secrets.get(station.mn)
+        if station.auth == "password" and (secret is None or secret.password is None):
+            raise Hj212Error(f"station {station.mn} ({station.device_id}) needs its password from the secrets "
+                             "file (GULOU_HJ212__SECRETS_FILE)")
+        encoder = StationEncoder(station, secret.password if secret else None,
+                                 version=2 if station.device_type == "water_station" else 1,
+                                 sm4_key=secret.sm4_key if secret else None)
+        simulated.append(SimulatedStation(encoder, FaultPlan(rates, seed=seed * 1000 + n)))
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    # In real time the stations start now; played faster (or flat out) they replay the hours up to now, so no
+    # packet is dated in the future.
+    first = start or (now if speed == 1 else now - timedelta(seconds=sim_duration_s))
+    return await run_stations(host, port, simulated, registry, scenario=scenario, seed=seed, start=first,
+                              sim_duration_s=sim_duration_s, speed=speed, stop=stop)

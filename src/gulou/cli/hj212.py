@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from gulou.app.hj212 import Hj212Error, run_gateway
+from gulou.app.hj212 import Hj212Error, run_gateway, simulate_stations
 from gulou.cli.common import (
     echo_json,
     json_option,
@@ -19,7 +20,8 @@ from gulou.cli.common import (
     setup_logging,
 )
 from gulou.hj212.server import Hj212Server
-from gulou.settings import Settings
+from gulou.settings import Settings, parse_listen
+from gulou.simulators.scenario import Scenario
 
 
 def with_gateway_flags(settings: Settings, listen: str | None, secrets_file: Path | None) -> Settings:
@@ -79,3 +81,53 @@ def hj212(listen: str | None, broker: str | None, registry: Path | None, secrets
         return
     packets = figures.get("packets", {})
     click.echo("stopped: " + ", ".join(f"{k} {v}" for k, v in packets.items()), err=True)
+
+
+def station_faults(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
+    """``KIND=RATE`` options of ``gulou simulate --hj212`` as a mapping."""
+    rates: dict[str, float] = {}
+    for item in values:
+        kind, sep, rate = item.partition("=")
+        try:
+            value = float(rate) if sep else -1.0
+        except ValueError:
+            value = -1.0
+        if not 0 <= value <= 1:
+            raise click.BadParameter(f"{item!r}: expected KIND=RATE with a rate from 0 to 1, e.g. lost_ack=0.1")
+        rates[kind.strip()] = value
+    return rates
+
+
+def simulate_stations_command(settings: Settings, target: str, *, scenario: Scenario, seed: int,
+                              start: datetime | None, sim_duration: float | None, speed: float,
+                              fault_rates: dict[str, float], as_json: bool) -> None:
+    """``gulou simulate --hj212 HOST:PORT``: the registry's stations speaking HJ 212 to a gateway."""
+    try:
+        host, port = parse_listen(target)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--hj212") from None
+    reg = open_registry(settings)
+
+    async def main() -> dict[str, Any]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await simulate_stations(settings, reg, host, port, scenario=scenario, seed=seed, start=start,
+                                       sim_duration_s=sim_duration or 3600.0, speed=speed, fault_rates=fault_rates,
+                                       stop=stop)
+
+    try:
+        summary = asyncio.run(main())
+    except Hj212Error as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ConnectionError, OSError) as exc:
+        raise click.ClickException(f"gateway {host}:{port} not reachable: {exc}") from None
+    if as_json:
+        echo_json(summary)
+        return
+    for mn, figures in summary.items():
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(figures.pop("faults", {}).items())) or "none"
+        device = figures.pop("device_id")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(figures.items()))
+        click.echo(f"{device} (MN {mn}): {counts}; faults: {faults}")

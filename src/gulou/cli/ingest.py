@@ -71,6 +71,9 @@ def stats(store: Path | None, as_json: bool) -> None:
     for domain, row in sorted(data["by_domain"].items()):
         click.echo(f"  {domain:<10} received {row['received']:>9}  stored {row['stored']:>9}  "
                    f"rejected {row['rejected']:>7}")
+    for source, row in sorted(data["by_source"].items()):
+        click.echo(f"  from {source:<5} received {row['received']:>9}  stored {row['stored']:>9}  "
+                   f"rejected {row['rejected']:>7}")
     for reason, n in sorted(data["by_reason"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  rejected {reason:<18} {n}")
     for cid, health in sorted(data.get("collectors", {}).items()):
@@ -99,14 +102,17 @@ def _parse_time(value: str | None) -> int | None:
 @click.option("--since", default=None, help="RFC 3339 time or an age such as 2h, 7d.")
 @click.option("--until", default=None, help="RFC 3339 time or an age.")
 @click.option("--limit", type=int, default=None)
+@click.option("--period", type=click.Choice(["rtd", "minute", "hour", "day", "all"]), default="rtd",
+              show_default=True, help="Real-time readings, or an HJ 212 station's minute/hour/day means.")
 @json_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
 def query(store: Path | None, domain: str, device: str | None, since: str | None, until: str | None,
-          limit: int | None, as_json: bool, as_csv: bool) -> None:
+          limit: int | None, period: str, as_json: bool, as_csv: bool) -> None:
     """Read stored readings back from the embedded store."""
     settings = load_settings(store=store)
     with closing(EmbeddedStore.from_settings(settings)) as db:
-        rows = db.query_readings(domain, device, _parse_time(since), _parse_time(until), limit)
+        rows = db.query_readings(domain, device, _parse_time(since), _parse_time(until), limit,
+                                 period=None if period == "all" else period)
     if as_json:
         echo_json(rows)
         return
@@ -126,18 +132,20 @@ def query(store: Path | None, domain: str, device: str | None, since: str | None
 @click.command()
 @store_option
 @click.option("--reason", default=None, help="Only this rejection reason.")
+@click.option("--source", type=click.Choice(["mqtt", "hj212"]), default=None, help="Only messages from this source.")
 @click.option("--limit", type=int, default=100, show_default=True)
 @json_option
-def deadletters(store: Path | None, reason: str | None, limit: int, as_json: bool) -> None:
-    """List rejected messages with the reason, topic and raw payload."""
+def deadletters(store: Path | None, reason: str | None, source: str | None, limit: int, as_json: bool) -> None:
+    """List rejected messages with the reason, topic (or HJ 212 MN) and raw payload."""
     settings = load_settings(store=store)
     with closing(EmbeddedStore.from_settings(settings)) as db:
-        rows = db.deadletters(limit=limit, reason=reason)
+        rows = db.deadletters(limit=limit, reason=reason, source=source)
     if as_json:
         echo_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['received_at']} {row['reason']:<16} {row['topic']}  {row['detail']}")
+        where = f"hj212 MN {row['mn']}" if row["source"] == "hj212" else row["topic"]
+        click.echo(f"{row['received_at']} {row['reason']:<16} {where}  {row['detail']}")
         click.echo(f"    {row['payload'][:200]}")
     click.echo(f"{len(rows)} dead letters", err=True)
 

@@ -26,6 +26,7 @@ from gulou.cli.common import (
     registry_option,
     setup_logging,
 )
+from gulou.cli.hj212 import simulate_stations_command, station_faults
 from gulou.devices.registry import Registry
 from gulou.settings import Settings
 from gulou.simulators.faults import check_rates
@@ -90,12 +91,18 @@ def _fault_rates(ctx: click.Context, param: click.Parameter, values: tuple[str, 
               help="Size of the MQTT connection pool shared by all simulated devices.")
 @click.option("--no-offline-at-end", "no_offline_at_end", is_flag=True,
               help="Leave every device online at the end instead of publishing a retained offline for each.")
+@click.option("--hj212", "hj212_target", default=None, metavar="HOST:PORT",
+              help="Instead: the registry's HJ 212 stations speak to the gateway at HOST:PORT (passwords from "
+                   "GULOU_HJ212__SECRETS_FILE).")
+@click.option("--station-fault", "station_faults", multiple=True, callback=station_faults, metavar="KIND=RATE",
+              help="With --hj212: fraction of packets with a field fault (swapped_crc, modbus_crc, plus6, "
+                   "lower_crc, no_crlf, tcp_split, pnum_split, oversized, lost_ack; default 0.02 each).")
 @json_option
 def simulate(broker: str | None, registry: Path | None, speed: float, duration: float | None,
              sim_duration: float | None, start: datetime | None, seed: int, scenario: str, rate: float | None,
              fault_rates: dict[str, float], qos: int, connections: int, no_offline_at_end: bool,
-             as_json: bool) -> None:
-    """Publish simulated telemetry and status for every registry device."""
+             hj212_target: str | None, station_faults: dict[str, float], as_json: bool) -> None:
+    """Publish simulated telemetry and status for every registry device (or HJ 212 stations with --hj212)."""
     settings = load_settings(broker=broker, registry=registry)
     setup_logging(settings.log_level)
     for noisy in ("amqtt", "transitions"):  # the embedded broker narrates every state change at INFO
@@ -104,6 +111,11 @@ def simulate(broker: str | None, registry: Path | None, speed: float, duration: 
     try:
         chosen = load_scenario(scenario)
         schedule(chosen, devices)
+        if hj212_target is not None:
+            simulate_stations_command(settings, hj212_target, scenario=chosen, seed=seed, start=start,
+                                      sim_duration=sim_duration, speed=speed, fault_rates=station_faults,
+                                      as_json=as_json)
+            return
         config = SimConfig(
             registry=devices, scenario=chosen, seed=seed, start=start, sim_duration=sim_duration,
             duration=duration, speed=speed, rate=rate, qos=qos, connections=connections,

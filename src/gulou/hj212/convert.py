@@ -164,7 +164,8 @@ def to_reading(
                 dropped[entry.metric] = "bad_value"
                 flags[entry.metric] = flag
             continue
-        value = number * entry.factor if entry.factor != 1.0 else number
+        # 12 significant digits: 28900 ng/m³ is 28.9 µg/m³, not 28.900000000000002.
+        value = float(f"{number * entry.factor:.12g}") if entry.factor != 1.0 else number
         if (entry.minimum is not None and value < entry.minimum) or (
                 entry.maximum is not None and value > entry.maximum):
             if ok:

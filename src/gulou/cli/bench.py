@@ -8,6 +8,8 @@ from gulou.bench.ingest_bench import BenchConfig, as_dict, run_bench
 from gulou.cli.common import echo_json, json_option, load_settings
 from gulou.cli.rules import bench_rules
 from gulou.devices.catalog import CATALOG
+from gulou.hj212.bench import as_dict as hj212_as_dict
+from gulou.hj212.bench import run_hj212_bench
 
 
 @click.group()
@@ -54,3 +56,28 @@ def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int,
 
 # Rule evaluations per second and publish → alert latency; defined beside the other rules commands.
 bench.add_command(bench_rules, name="rules")
+
+
+@bench.command("hj212")
+@click.option("--connections", type=click.IntRange(1, 20_000), default=2000, show_default=True,
+              help="Concurrent station links (one TCP connection each).")
+@click.option("--packets", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              help="10-pollutant minute packets per link, each sent after the previous one's 9014.")
+@click.option("--downstream", type=click.Choice(["memory", "mosquitto"]), default="memory", show_default=True,
+              help="memory: the gateway alone; mosquitto: readings published to a private Mosquitto (QoS 1) "
+                   "and answered after each PUBACK.")
+@click.option("--broker", default=None, metavar="URL", help="Publish to this broker instead (mqtt://HOST:PORT).")
+@json_option
+def bench_hj212(connections: int, packets: int, downstream: str, broker: str | None, as_json: bool) -> None:
+    """HJ 212 gateway: packets/s over many concurrent station links, loss, CPU and memory."""
+    try:
+        result = run_hj212_bench(connections, packets, broker, progress=lambda line: click.echo(line, err=True),
+                                 mosquitto=downstream == "mosquitto" and broker is None)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    data = hj212_as_dict(result)
+    if as_json:
+        echo_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key:<28} {value}")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import resource
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from gulou.hj212 import build
@@ -128,9 +130,23 @@ async def _stations(port: int, connections: int, packets: int, start: datetime, 
 
 
 def run_hj212_bench(connections: int = 2000, packets_per_connection: int = 10, broker: str | None = None,
-                    progress: Callable[[str], None] | None = None) -> HjBenchResult:
-    """Run the benchmark; ``broker`` (``mqtt://host:port``) publishes readings there with QoS 1."""
-    return asyncio.run(_run(connections, packets_per_connection, broker, progress or (lambda _: None)))
+                    progress: Callable[[str], None] | None = None, mosquitto: bool = False) -> HjBenchResult:
+    """Run the benchmark; ``broker`` (``mqtt://host:port``) publishes readings there with QoS 1, and
+    ``mosquitto`` starts a private Mosquitto for the run to publish to."""
+    say = progress or (lambda _: None)
+    if not mosquitto:
+        return asyncio.run(_run(connections, packets_per_connection, broker, say))
+    from gulou.bench.ingest_bench import _start_broker  # the ingest benchmark's private Mosquitto
+
+    with tempfile.TemporaryDirectory(prefix="gulou-hj212-bench-") as workdir:
+        proc, port = _start_broker(Path(workdir), connections * packets_per_connection)
+        try:
+            result = asyncio.run(_run(connections, packets_per_connection, f"mqtt://127.0.0.1:{port}", say))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    result.downstream = "mqtt (private Mosquitto, QoS 1)"
+    return result
 
 
 async def _run(connections: int, packets: int, broker: str | None, say: Callable[[str], None]) -> HjBenchResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 
 from gulou.devices.base import DEFAULT_PERIOD
 from gulou.devices.catalog import CATALOG
@@ -46,16 +46,21 @@ def format_field(value: FieldValue) -> str:
     raise TypeError(f"unsupported field value type {type(value).__name__}")
 
 
-def encode_line(measurement: str, tags: Mapping[str, str | None], fields: Mapping[str, FieldValue | None],
-                ts_ms: int) -> str:
-    """One line of line protocol with millisecond timestamp; empty tags and ``None`` fields are left out."""
+def series_key(measurement: str, tags: Mapping[str, str | None]) -> str:
+    """Measurement and tags as a line starts: ``air,device=aq-1,street=…``; empty tags are left out."""
     parts = [escape_measurement(measurement)]
     # Sorted tag keys are what InfluxDB stores anyway; sending them sorted saves it the work.
     parts.extend(f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items()) if v)
+    return "".join(parts)
+
+
+def encode_line(measurement: str, tags: Mapping[str, str | None], fields: Mapping[str, FieldValue | None],
+                ts_ms: int) -> str:
+    """One line of line protocol with millisecond timestamp; empty tags and ``None`` fields are left out."""
     encoded = ",".join(f"{escape_key(k)}={format_field(v)}" for k, v in fields.items() if v is not None)
     if not encoded:
         raise ValueError(f"{measurement} line at {ts_ms} has no fields")
-    return f"{''.join(parts)} {encoded} {int(ts_ms)}"
+    return f"{series_key(measurement, tags)} {encoded} {int(ts_ms)}"
 
 
 @cache
@@ -71,12 +76,33 @@ def _metric_kind(device_type: str, metric: str) -> str | None:
 
 def _typed(device_type: str, name: str, value: float | int | bool) -> FieldValue:
     """Coerce a value to its catalog kind: JSON ``7`` for a float metric must still be written ``7.0``."""
-    kind = _metric_kind(device_type, name)
+    return _coerce(_metric_kind(device_type, name), value)
+
+
+def _coerce(kind: str | None, value: float | int | bool) -> FieldValue:
     if kind == "float" and not isinstance(value, bool):
         return float(value)
     if kind == "int" and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# The parts of a reading's line that are the same for every reading of a device and metric, kept ready: the
+# series text (measurement and tags) and each field's escaped key with its kind. Bounded by device count.
+@lru_cache(maxsize=100_000)
+def _series(domain: str, device: str, device_type: str, street: str, site: str,
+            extra: tuple[tuple[str, str], ...]) -> str:
+    return series_key(domain, {"device": device, "type": device_type, "street": street, "site": site, **dict(extra)})
+
+
+@cache
+def _field_key(device_type: str, name: str) -> tuple[str, str | None]:
+    return escape_key(name), _metric_kind(device_type, name)
+
+
+def _field(device_type: str, name: str, value: float | int | bool) -> str:
+    key, kind = _field_key(device_type, name)
+    return f"{key}={format_field(_coerce(kind, value))}"
 
 
 def point_line(point: Point) -> str:
@@ -87,6 +113,11 @@ def point_line(point: Point) -> str:
     string field, a value whose flag is not valid as ``<metric>_invalid`` (never as ``<metric>``, which
     panels and means read), and ``backfill=true`` on data the logger sent again from its memory.
     """
+    if point.period == DEFAULT_PERIOD and not (point.flags or point.invalid or point.backfill) and point.values:
+        # A plain reading: the same text as below, from the device's series and keys kept ready.
+        series = _series(point.domain, point.device_id, point.type, point.street, point.site,
+                         tuple(point.tags.items()))
+        return f"{series} {','.join([_field(point.type, k, v) for k, v in point.values.items()])} {int(point.ts_ms)}"
     tags = {"device": point.device_id, "type": point.type, "street": point.street, "site": point.site,
             **point.tags}
     fields: dict[str, FieldValue | None] = {k: _typed(point.type, k, v) for k, v in point.values.items()}

@@ -92,10 +92,13 @@ def build_collector(
     if broker is not None:
         url = f"{'mqtts' if broker.tls else 'mqtt'}://{broker.host}:{broker.port}"
         settings = settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"url": url})})
-    source = open_source(settings, options.source_options(), options.source)
+    limits = settings.limits
+    source = open_source(settings, replace(options.source_options(), max_payload_bytes=limits.max_payload_bytes,
+                                           keep_bytes=limits.deadletter_copy_bytes), options.source)
     writer = open_writer(settings, options.client_id)
     store = EmbeddedStore.from_settings(settings)
-    config = CollectorConfig(batch_size=options.batch_size, max_future=timedelta(seconds=settings.max_future_s))
+    config = CollectorConfig(batch_size=options.batch_size, max_future=timedelta(seconds=settings.max_future_s),
+                             max_payload_bytes=limits.max_payload_bytes, keep_bytes=limits.deadletter_copy_bytes)
     log.info("collector %s (pid %s): store %s", options.client_id, os.getpid(), settings.store)
     return Collector(source, registry, store, writer=writer, config=config, on_stored=on_stored)
 

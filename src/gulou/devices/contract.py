@@ -28,6 +28,8 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 # Rejection reasons, most fundamental first: when a payload has several problems the first listed
 # one names it, and the detail text lists them all.
 REASONS: dict[str, str] = {
+    # Checked before anything else: a huge payload is not even parsed.
+    "payload_too_large": "payload larger than GULOU_LIMITS__MAX_PAYLOAD_BYTES (its first bytes and size are kept)",
     "bad_topic": "topic is not gulou/<domain>/<device_id>/telemetry|status",
     "unknown_domain": f"domain in the topic is not one of {', '.join(domains())}",
     "unknown_device": "device id is not in the registry",
@@ -47,7 +49,8 @@ REASONS: dict[str, str] = {
 # Not a contract violation: the time-series store refused a validated batch as invalid (HTTP 400/413/422).
 SINK_REJECTED = "sink_rejected"
 Reason = Literal[
-    "bad_topic", "unknown_domain", "unknown_device", "domain_mismatch", "malformed_json", "not_object",
+    "payload_too_large", "bad_topic", "unknown_domain", "unknown_device", "domain_mismatch", "malformed_json",
+    "not_object",
     "missing_ts", "bad_timestamp", "future_timestamp", "unknown_field", "wrong_type", "non_finite",
     "out_of_range", "inconsistent", "no_metrics",
 ]

@@ -20,6 +20,8 @@ from gulou.devices.contract import (
     Reading,
     Rejection,
     StatusUpdate,
+    Topic,
+    parse_topic,
     status_topic,
     telemetry_topic,
 )
@@ -52,6 +54,9 @@ class CollectorConfig:
     health_interval_s: float = 5.0
     completeness_interval_s: float = 60.0
     max_future: timedelta = timedelta(minutes=5)
+    # Larger payloads become dead letters (payload_too_large) holding their first keep_bytes and their size.
+    max_payload_bytes: int | None = None
+    keep_bytes: int = 4096
 
 
 @dataclass
@@ -225,13 +230,14 @@ class Collector:
                 counts[(hour, device, domain, "rejected", letter.reason, letter.source)] += 1
                 dead.append(letter)
                 continue
-            result = self.decoder.decode(m.topic, m.payload, now)
+            result = self._oversized(m) or self.decoder.decode(m.topic, m.payload, now)
             if isinstance(result, Rejection):
                 hour = recv_ms - recv_ms % HOUR_MS
                 device, domain = result.device_id or "", result.domain or ""
                 counts[(hour, device, domain, "received", "", "mqtt")] += 1
                 counts[(hour, device, domain, "rejected", result.reason, "mqtt")] += 1
-                dead.append(DeadLetter(m.topic, m.payload, result.reason, result.detail, recv_ms,
+                kept = m.payload[:self.config.keep_bytes] if result.reason == "payload_too_large" else m.payload
+                dead.append(DeadLetter(m.topic, kept, result.reason, result.detail, recv_ms,
                                        result.device_id, result.domain))
                 continue
             decoded.append(result)
@@ -290,6 +296,17 @@ class Collector:
         if self.on_stored is not None and decoded and outcome == "stored":
             self.on_stored(decoded)
         return True
+
+    def _oversized(self, m: Delivery) -> Rejection | None:
+        """A payload over the limit, rejected before decoding (its first bytes stay in the dead letter)."""
+        limit = self.config.max_payload_bytes
+        size = m.size if m.size >= 0 else len(m.payload)
+        if limit is None or size <= limit:
+            return None
+        topic = parse_topic(m.topic)
+        device, domain = (topic.device_id, topic.domain) if isinstance(topic, Topic) else (topic.device_id, None)
+        return Rejection("payload_too_large", f"{size} bytes, over the limit of {limit}; the first "
+                         f"{min(size, self.config.keep_bytes)} bytes are kept", device_id=device, domain=domain)
 
     @staticmethod
     def _count(counts: Counter[CountKey], batch: Batch, outcome: str) -> None:

@@ -22,6 +22,9 @@ class Delivery:
     received: float  # epoch seconds at arrival
     # Whatever the source needs to acknowledge the message later; the collector only hands it back.
     token: object = None
+    # The payload's size when the source kept only its first bytes (over SourceOptions.max_payload_bytes);
+    # -1 when ``payload`` is whole.
+    size: int = -1
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class SourceOptions:
     max_in_flight: int = 2000
     # A transport protocol version other than the source's default (MQTT "3.1.1" for the embedded broker).
     protocol: str | None = None
+    # Larger payloads are cut to their first ``keep_bytes`` at once (the collector dead-letters them), so a
+    # flood of huge messages cannot fill the memory of the deliveries waiting in flight.
+    max_payload_bytes: int | None = None
+    keep_bytes: int = 4096
 
 
 class Source(ABC):

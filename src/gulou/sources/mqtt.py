@@ -146,6 +146,9 @@ class LinkConfig:
     username: str | None = None
     password: str | None = None
     ca_file: str | None = None
+    # Payloads over this are handed on cut to their first keep_bytes, with their size (SourceOptions).
+    max_payload_bytes: int | None = None
+    keep_bytes: int = 4096
 
 
 def default_link(client_id: str, share_group: str | None, mqtt5: bool = True, **extra: Any) -> LinkConfig:
@@ -189,7 +192,8 @@ class MqttSource(Source):
         section = settings.mqtt
         config = default_link(options.client_id, options.share_group, mqtt5=PROTOCOLS[protocol],
                               receive_maximum=options.max_in_flight, username=section.username,
-                              password=section.secret(), ca_file=str(section.ca_file) if section.ca_file else None)
+                              password=section.secret(), ca_file=str(section.ca_file) if section.ca_file else None,
+                              max_payload_bytes=options.max_payload_bytes, keep_bytes=options.keep_bytes)
         return cls(address, config)
 
     # -- the Source boundary -----------------------------------------------------------------------------------
@@ -299,6 +303,10 @@ class MqttSource(Source):
         if self._paused or self._deliver is None:
             return
         self._last_message_at = now
+        limit = self.config.max_payload_bytes
+        if limit is not None and len(payload) > limit:
+            self._deliver(Delivery(topic, payload[:self.config.keep_bytes], time.time(), (mid, qos), len(payload)))
+            return
         self._deliver(Delivery(topic, payload, time.time(), (mid, qos)))
 
     def _close(self) -> None:

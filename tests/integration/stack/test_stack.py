@@ -178,3 +178,30 @@ def test_broker_health_check_follows_the_broker(broker_stack: Stack) -> None:
     broker_stack.stop("mosquitto")
     down = broker_stack.healthcheck("mosquitto")
     assert down.returncode != 0
+
+
+def test_oversized_payloads_become_dead_letters_or_are_refused(stack: Stack) -> None:
+    wait_collector_connected(stack)
+    ne = device(stack, "st-001-ne")
+    try:
+        # 200 kB: over the collector's limit, under the broker's.
+        huge = b'{"ts": 0, "pad": "' + b"x" * 200_000 + b'"}'
+        ne.publish("gulou/structure/st-001-ne/telemetry", huge)
+        ne.publish("gulou/structure/st-001-ne/telemetry", reading(vibration=0.5))
+        until(lambda: stored(stack, "structure_vibration", "st-001-ne") == 1, 30, "the reading after it stored")
+    finally:
+        ne.close()
+    done = stack.run("ingest", ["deadletters", "--json"])
+    assert done.returncode == 0, done.stderr.decode()
+    [letter] = json.loads(done.stdout)
+    assert letter["reason"] == "payload_too_large"
+    assert f"{len(huge)} bytes" in letter["detail"]
+    assert 0 < len(letter["payload"]) <= 4096
+    # 2 MB: the broker disconnects the sender instead of passing it on.
+    big = device(stack, "st-001-sw")
+    info = big.client.publish("gulou/structure/st-001-sw/telemetry", b"x" * 2_000_000, qos=1)
+    until(lambda: not big.client.is_connected(), 30, "the broker to drop a client sending 2 MB")
+    assert not info.is_published()
+    big.client.loop_stop()
+    health = collector_health(stack)
+    assert health["connected"] is True and health["rejected"] == 1

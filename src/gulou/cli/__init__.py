@@ -13,6 +13,7 @@ from gulou.cli.health import health
 from gulou.cli.hj212 import hj212
 from gulou.cli.ingest import deadletters, ingest, query, stats
 from gulou.cli.prune import prune
+from gulou.cli.report import report
 from gulou.cli.rules import rules
 from gulou.cli.run import demo, run
 from gulou.cli.serve import serve
@@ -36,6 +37,7 @@ cli.add_command(serve)
 cli.add_command(health)
 cli.add_command(hj212)
 cli.add_command(prune)
+cli.add_command(report)
 for command in (run, demo, ingest, stats, query, deadletters, bench):
     cli.add_command(command)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from gulou.rules.standards import CHINA_TZ, annual_mean
 
 log = logging.getLogger(__name__)
 
+Progress = Callable[[str], None]
 KIND_WORDS: dict[str, str] = {"daily": "日报", "month": "月报", "year": "年报"}
 
 
@@ -71,7 +73,7 @@ def _month_after(day: date) -> date:
 
 
 def _air(source: StoreSource, devices: list[Device], evaluation: list[Device], start: datetime, until: datetime,
-         cache: DailyCache | None = None, keep_from: datetime | None = None) -> _Air:
+         cache: DailyCache | None = None, keep_from: datetime | None = None, progress: Progress | None = None) -> _Air:
     """Station daily values and district days from ``start`` to ``until``.
 
     Whole months ending by ``keep_from`` come from the cache when it has them; the rest is computed (and its
@@ -90,8 +92,10 @@ def _air(source: StoreSource, devices: list[Device], evaluation: list[Device], s
         fresh = _midnight(_month_after(month))
         month = _month_after(month)
     days = _days(fresh, until)
-    grid, daily = air.station_days(source.iter_readings("air", fresh, until, air.POLLUTANTS), devices, days[0],
-                                   days[-1])
+    slices = source.iter_readings("air", fresh, until, air.POLLUTANTS)
+    if progress is not None:
+        slices = _announced(slices, progress, fresh, until)
+    grid, daily = air.station_days(slices, devices, days[0], days[-1])
     if cache is not None:
         month = days[0].replace(day=1)
         while _midnight(_month_after(month)) <= until:
@@ -102,6 +106,16 @@ def _air(source: StoreSource, devices: list[Device], evaluation: list[Device], s
     daily = pl.concat([*parts, daily]) if parts else daily
     all_days = _days(start, until)
     return _Air(grid, daily, all_days, district.district_days(daily, evaluation, all_days))
+
+
+def _announced(slices: Iterator[pl.DataFrame], progress: Progress, start: datetime,
+               until: datetime) -> Iterator[pl.DataFrame]:
+    """The slices, saying how far the reading has come (a year of minute data takes a while)."""
+    for frame in slices:
+        yield frame
+        done = min(until, start + timedelta(days=7))
+        progress(f"air readings to {done.astimezone(CHINA_TZ):%Y-%m-%d}: {frame.height} readings")
+        start = done
 
 
 def _previous_pm25(source: StoreSource, devices: list[Device], evaluation: list[Device], year: int,
@@ -117,10 +131,12 @@ def _previous_pm25(source: StoreSource, devices: list[Device], evaluation: list[
 
 
 def build_report(store: Path, registry: Registry, kind: ReportKind, when: date, now: datetime | None = None,
-                 targets: TargetsFile | None = None, cache_dir: Path | None = None) -> Report:
+                 targets: TargetsFile | None = None, cache_dir: Path | None = None,
+                 progress: Progress | None = None) -> Report:
     """The report of ``kind`` for the day, month or year containing ``when``, from the store file.
 
-    With ``cache_dir``, station daily values of complete months are kept there and reused (see ``cache``).
+    With ``cache_dir``, station daily values of complete months are kept there and reused (see ``cache``);
+    ``progress`` hears what is being read (for a terminal).
     """
     now = now or datetime.now(CHINA_TZ)
     period = period_for(kind, when, now)
@@ -130,7 +146,9 @@ def build_report(store: Path, registry: Registry, kind: ReportKind, when: date, 
     evaluation = evaluation_stations(registry)
     with StoreSource(store) as source:
         cache = DailyCache(cache_dir) if cache_dir is not None else None
-        ytd_air = _air(source, air_devices, evaluation, year_start, until, cache, start)
+        ytd_air = _air(source, air_devices, evaluation, year_start, until, cache, start, progress)
+        if progress is not None:
+            progress("water, waste sorting and housing")
         period_days = [d for d in ytd_air.district_days if d.date >= start.date()]
         counts = source.counts(start, until)
         capture = district.air_capture(ytd_air.grid, air_devices, counts, start, until)

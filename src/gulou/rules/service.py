@@ -25,6 +25,7 @@ from gulou.rules.alerts import AlertTransition
 from gulou.rules.derived import AqiWriter
 from gulou.rules.engine import Engine, Item
 from gulou.rules.model import AnyRule
+from gulou.rules.targets import TargetVerdict
 from gulou.settings import BrokerAddress, Settings
 from gulou.timeutil import from_ms
 from gulou.tsdb.writer import LineWriter
@@ -193,6 +194,12 @@ class RulesService:
         self.dispatch(transitions)
         if self.aqi_writer is not None:
             self.aqi_writer.observe_hours(self.engine.take_hours())
+        return transitions
+
+    def judge_targets(self, verdicts: Sequence[TargetVerdict], at: datetime) -> list[AlertTransition]:
+        """Judge the plan's targets (``target`` rules; the report job calls this) and dispatch what changes."""
+        transitions = self.engine.judge_targets(verdicts, at)
+        self.dispatch(transitions)
         return transitions
 
     async def _ticker(self) -> None:

@@ -36,6 +36,11 @@ def _site(site_id: str, kind: str, name: str, street: str, **extra: Any) -> dict
 
 def registry() -> Registry:
     """Three air stations, three water sections (one drinking source), two sorting points, two buildings."""
+    return parse_registry(registry_doc(), "monthdata")
+
+
+def registry_doc() -> dict[str, list[dict[str, Any]]]:
+    """The registry of ``registry()`` as the YAML document's data (sites and devices)."""
     sites = [
         _site("air-a", "air_site", "甲站点位", "鼓东街道"), _site("air-b", "air_site", "乙站点位", "鼓西街道"),
         _site("air-c", "air_site", "丙站点位", "温泉街道"),
@@ -58,7 +63,7 @@ def registry() -> Registry:
         {"id": "sm-1", "type": "structure_monitor", "site": "bldg-t1", "name": "楼一测点", "interval_s": 3600},
         {"id": "sm-2", "type": "structure_monitor", "site": "bldg-t2", "name": "楼二测点", "interval_s": 3600},
     ]
-    return parse_registry({"sites": sites, "devices": devices}, "monthdata")
+    return {"sites": sites, "devices": devices}
 
 
 def _ms(day: int, hour: int, minute: int = 0) -> int:

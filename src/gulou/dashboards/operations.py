@@ -9,6 +9,7 @@ from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
+from gulou.dashboards import workflow
 from gulou.dashboards.common import (
     TZ_CLAUSE,
     InfluxQL,
@@ -42,6 +43,7 @@ def build_alerts() -> dash.Dashboard:
                            "Alerts raised by the rules engine: what is firing now and what happened recently.")
     board = board.with_variable(tag_variable("domain", "领域 Domain", "alerts", "domain"))
     board = board.with_variable(tag_variable("street", "街道 Street", "alerts", "street"))
+    board = board.with_variable(workflow.api_url_variable())
     inner = ('SELECT last("value") AS "value", "limit", "exceedance", "message", "standard", "state" FROM "alerts" '
              f'WHERE $timeFilter AND {ALERT_FILTER} '
              'GROUP BY "rule_id", "device", "severity", "domain", "street", "site"')
@@ -67,8 +69,10 @@ def build_alerts() -> dash.Dashboard:
         f'SELECT count("value") FROM "alerts" WHERE $timeFilter AND {ALERT_FILTER} AND "state" = \'firing\' '
         f"GROUP BY time(1d), \"domain\" fill(0) {TZ_CLAUSE}", alias="$tag_domain"),
         description="Which domain keeps the operators busy.").draw_style(common.GraphDrawStyle.BARS)
-    for panel, pos in ((active, grid(0, 0, 24, 10)), (recent, grid(0, 10, 24, 10)), (counts, grid(0, 20, 12, 8)),
-                       (by_domain, grid(12, 20, 12, 8))):
+    # Who handles what (the workflow database) first; the engine's events from InfluxDB below.
+    handling = workflow.workflow_table()
+    for panel, pos in ((handling, grid(0, 0, 24, 10)), (active, grid(0, 10, 24, 10)), (recent, grid(0, 20, 24, 10)),
+                       (counts, grid(0, 30, 12, 8)), (by_domain, grid(12, 30, 12, 8))):
         board = board.with_panel(cast(dash.Panel, panel.grid_pos(pos)))
     return board
 

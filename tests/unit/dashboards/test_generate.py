@@ -16,6 +16,7 @@ from gulou.cli import cli
 from gulou.dashboards.common import DATASOURCE_TYPE, DATASOURCE_UID, GAZETTEER_PATH, InfluxQLQuery
 from gulou.dashboards.generate import DEFAULT_GAZETTEER, DEFAULT_OUT, build_all, builders, render, stale
 from gulou.dashboards.push import InfluxTarget, datasource_model
+from gulou.dashboards.workflow import WORKFLOW_DATASOURCE_TYPE, WORKFLOW_DATASOURCE_UID, SqlQuery
 from gulou.devices.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -59,7 +60,8 @@ def test_round_trip_through_the_sdk_dashboard_model(boards: dict[str, dict[str, 
         assert again["templating"] == data["templating"], name
         assert {k: v for k, v in again.items() if k != "annotations"} == \
             {k: v for k, v in data.items() if k != "annotations"}, name
-        assert all(isinstance(t, InfluxQLQuery) for p in model.panels or [] for t in getattr(p, "targets", None) or [])
+        assert all(isinstance(t, InfluxQLQuery | SqlQuery)
+                   for p in model.panels or [] for t in getattr(p, "targets", None) or [])
 
 
 def test_required_keys_and_layout(boards: dict[str, dict[str, Any]]) -> None:
@@ -76,6 +78,9 @@ def test_required_keys_and_layout(boards: dict[str, dict[str, Any]]) -> None:
             assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24 and pos["h"] > 0, (name, panel["title"])
             assert panel["targets"], (name, panel["title"])
             for target in panel["targets"]:
+                if "rawSql" in target:  # the workflow's PostgreSQL table
+                    assert target["rawSql"].startswith("SELECT") and target["format"] == "table"
+                    continue
                 assert target["rawQuery"] is True and target["query"].startswith("SELECT")
                 assert target["resultFormat"] in ("time_series", "table")
     assert len(uids) == len(boards)
@@ -84,12 +89,14 @@ def test_required_keys_and_layout(boards: dict[str, dict[str, Any]]) -> None:
 def test_every_datasource_reference_is_the_one_uid(boards: dict[str, dict[str, Any]]) -> None:
     refs = [ref for data in boards.values() for ref in _walk_datasources(data)]
     assert len(refs) > 100
-    assert {(r["type"], r["uid"]) for r in refs} == {(DATASOURCE_TYPE, DATASOURCE_UID)}
+    assert {(r["type"], r["uid"]) for r in refs} == {(DATASOURCE_TYPE, DATASOURCE_UID),
+                                                     (WORKFLOW_DATASOURCE_TYPE, WORKFLOW_DATASOURCE_UID)}
 
 
 def test_provisioning_and_push_use_the_same_datasource_uid() -> None:
     provisioned = yaml.safe_load((ROOT / "grafana/provisioning/datasources/gulou.yaml").read_text(encoding="utf-8"))
-    (source,) = provisioned["datasources"]
+    source, workflow = provisioned["datasources"]
+    assert (workflow["uid"], workflow["type"]) == (WORKFLOW_DATASOURCE_UID, WORKFLOW_DATASOURCE_TYPE)
     assert (source["uid"], source["type"]) == (DATASOURCE_UID, DATASOURCE_TYPE)
     assert source["jsonData"]["version"] == "InfluxQL"
     pushed = datasource_model(InfluxTarget("http://influxdb:8086", "gulou", "t"))

@@ -86,10 +86,18 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
             if settings.hj212.address() is not None:
                 # HJ 212 stations publish through the same broker, after the collector is subscribed.
                 group.create_task(run_gateway(settings, registry, address, stop), name="hj212-gateway")
+            push = None
+            if settings.report.push_at is not None:
+                from gulou.app.report import run_daily_push  # reports load polars and matplotlib: only when on
+
+                # Yesterday's report to the robots each day; the plan's targets judged by this rules service.
+                push = group.create_task(run_daily_push(settings, registry, rules=rules), name="report-push")
             if on_ready is not None:
                 ready = group.create_task(on_ready(pipeline), name="pipeline-client")
                 ready.add_done_callback(lambda _t: stop.set())
             await stop.wait()
+            if push is not None:
+                push.cancel()
             log.info("stopping: storing and acknowledging what was received")
             await asyncio.to_thread(collector.stop)
             if rules is not None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from gulou.settings import Settings
 
 Kind = Literal["reading", "status", "dead"]
 KINDS: tuple[Kind, ...] = ("reading", "status", "dead")
@@ -189,6 +192,11 @@ class Bus(ABC):
     """A replicated log partitioned by site, with consumer groups, partition readers, leases and snapshots."""
 
     topology: Topology
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings, topology: Topology) -> Bus | None:
+        """The bus the ``bus`` settings section describes, or None when it describes another kind."""
 
     @property
     def partitions(self) -> int:

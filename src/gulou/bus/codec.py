@@ -24,9 +24,14 @@ def status_id(event: StatusEvent) -> str:
 
 
 def dead_id(letter: DeadLetter) -> str:
-    """A rejected message is identified by its topic and raw bytes (its receive time differs per redelivery)."""
-    digest = hashlib.blake2b(letter.topic.encode("utf-8") + b"\0" + letter.payload, digest_size=16)
-    return f"d:{digest.hexdigest()}"
+    """A rejected message is identified by topic, raw bytes and arrival time.
+
+    A device may well send the same broken payload twice, and without a bus each arrival is counted: so
+    the arrival time is part of the id. A collector retrying its own publish reuses the same letter, and the
+    stream drops the copy.
+    """
+    head = f"{letter.topic}\0{letter.received_ms}\0".encode()
+    return f"d:{hashlib.blake2b(head + letter.payload, digest_size=16).hexdigest()}"
 
 
 def _dead_json(letter: DeadLetter) -> dict[str, Any]:

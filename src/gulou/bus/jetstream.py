@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
 import nats.errors
@@ -47,6 +47,9 @@ from gulou.bus.base import (
 )
 from gulou.bus.jetstream_kv import KvLeases, KvSnapshots, ensure_bucket
 from gulou.bus.jetstream_pub import NoStream, Publisher, StreamRefused
+
+if TYPE_CHECKING:
+    from gulou.settings import Settings
 
 log = logging.getLogger(__name__)
 _DESCRIPTION = re.compile(r"partitions=(\d+)")
@@ -83,6 +86,20 @@ class JetStreamBus(Bus):
         self._leases: KvLeases | None = None
         self._snapshots: KvSnapshots | None = None
         self._publisher: Publisher | None = None
+        self._closing = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, topology: Topology) -> JetStreamBus | None:
+        """The JetStream bus when ``GULOU_BUS`` lists ``nats://`` servers."""
+        b = settings.bus
+        urls = b.urls()
+        if not urls:
+            return None
+        bad = [u for u in urls if not u.startswith(("nats://", "tls://"))]
+        if bad:
+            raise ValueError(f"bus URL(s) {', '.join(bad)}: use nats://HOST:PORT")
+        return cls(urls, Topology(b.partitions, topology.groups, topology.partitioned), replicas=b.replicas,
+                   max_bytes=b.max_bytes, max_age_s=b.max_age_s, lease_ttl_s=b.lease_ttl_s)
 
     # -- connection and provisioning ----------------------------------------------------------------------
     @property
@@ -189,6 +206,7 @@ class JetStreamBus(Bus):
 
     async def close(self) -> None:
         """Flush and disconnect."""
+        self._closing = True
         if self._nc is not None and not self._nc.is_closed:
             try:
                 await self._nc.drain()
@@ -202,7 +220,8 @@ class JetStreamBus(Bus):
         log.warning("bus: NATS connection error: %r", exc)
 
     async def _on_disconnect(self) -> None:
-        log.warning("bus: disconnected from NATS; reconnecting")
+        if not self._closing:
+            log.warning("bus: disconnected from NATS; reconnecting")
 
     async def _on_reconnect(self) -> None:
         url = self._nc.connected_url.netloc if self._nc and self._nc.connected_url else "?"

@@ -14,6 +14,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gulou.bus.base import (
     Bus,
@@ -33,6 +34,9 @@ from gulou.bus.base import (
     Snapshots,
     Topology,
 )
+
+if TYPE_CHECKING:
+    from gulou.settings import Settings
 
 Clock = Callable[[], float]
 
@@ -81,6 +85,13 @@ class InProcessBus(Bus):
         self._changed: asyncio.Condition | None = None
         self._leases = MemoryLeases(lease_ttl_s, clock)
         self._snapshots = MemorySnapshots()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, topology: Topology) -> InProcessBus | None:
+        """The in-process bus when no bus URL is configured."""
+        if settings.bus.urls():
+            return None
+        return cls(topology, lease_ttl_s=settings.bus.lease_ttl_s)
 
     @property
     def _cond(self) -> asyncio.Condition:

@@ -18,6 +18,7 @@ from gulou.cli.rules import rules
 from gulou.cli.run import demo, run
 from gulou.cli.serve import serve
 from gulou.cli.simulate import simulate
+from gulou.cli.sink import sink
 from gulou.cli.standards import standards
 
 
@@ -38,7 +39,7 @@ cli.add_command(health)
 cli.add_command(hj212)
 cli.add_command(prune)
 cli.add_command(report)
-for command in (run, demo, ingest, stats, query, deadletters, bench):
+for command in (run, demo, ingest, sink, stats, query, deadletters, bench):
     cli.add_command(command)
 
 

@@ -58,3 +58,7 @@ store_option = click.option(
     help="Embedded store file (env GULOU_STORE; default gulou-data/gulou.db).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+bus_option = click.option(
+    "--bus", default=None, metavar="URLS",
+    help="NATS JetStream servers nats://H1:P1,nats://H2:P2 (env GULOU_BUS; default: no bus, one process).",
+)

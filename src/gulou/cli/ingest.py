@@ -10,9 +10,11 @@ from pathlib import Path
 
 import click
 
+from gulou.app.bus import run_bus_ingest
 from gulou.app.ingest import IngestError, IngestOptions, IngestUsageError, default_client_id, run_ingest
 from gulou.cli.common import (
     broker_option,
+    bus_option,
     echo_json,
     json_option,
     load_settings,
@@ -36,18 +38,24 @@ from gulou.sinks.embedded import EmbeddedStore
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Collector processes in one shared-subscription group.")
 @click.option("--batch-size", type=click.IntRange(1, 20000), default=1000, show_default=True)
+@bus_option
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (env GULOU_LOG_LEVEL).")
 def ingest(broker: str | None, store: Path | None, registry: Path | None, client_id: str | None,
            share_group: str | None, no_share: bool, mqtt_version: str, workers: int, batch_size: int,
-           log_level: str | None) -> None:
-    """Collect telemetry and status over MQTT into the store; runs until SIGTERM/SIGINT."""
+           bus: str | None, log_level: str | None) -> None:
+    """Collect telemetry and status over MQTT into the store (or onto the bus); runs until SIGTERM/SIGINT."""
     settings = load_settings(broker=broker, store=store, registry=registry, share_group=share_group,
-                             log_level=log_level)
+                             bus_url=bus, log_level=log_level)
     setup_logging(settings.log_level)
     options = IngestOptions(client_id=client_id or default_client_id(settings.mqtt.client_id),
                             share_group=None if no_share else settings.mqtt.share_group,
                             mqtt5=mqtt_version == "5", batch_size=batch_size)
     try:
+        if settings.bus.urls():
+            if workers > 1:
+                raise IngestUsageError("with --bus run one collector per process (a fixed --client-id each)")
+            run_bus_ingest(settings, options)
+            return
         run_ingest(settings, options, workers=workers, setup_logging=setup_logging)
     except IngestUsageError as exc:
         raise click.UsageError(str(exc)) from None

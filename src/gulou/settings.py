@@ -79,12 +79,23 @@ class MqttSettings(Section):
     ca_file: Path | None = None
     client_id: str = "gulou-ingest"
     share_group: str = "gulou"
+    # Where the embedded broker (no url) listens: HOST:PORT; none: a free loopback port, this machine only.
+    listen: str | None = None
 
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value:
             parse_broker_url(value)
+        return value or None
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value:
+            _, sep, port = value.rpartition(":")
+            if not sep or not port.isdigit() or int(port) > 65535:
+                raise ValueError(f"listen address {value!r}: give HOST:PORT, e.g. 0.0.0.0:1883")
         return value or None
 
     def address(self) -> BrokerAddress | None:
@@ -276,6 +287,7 @@ LEGACY: dict[str, tuple[str, str]] = {
     "broker_ca_file": ("mqtt", "ca_file"),
     "client_id": ("mqtt", "client_id"),
     "share_group": ("mqtt", "share_group"),
+    "broker_listen": ("mqtt", "listen"),
     "influx_url": ("influx", "url"),
     "influx_org": ("influx", "org"),
     "influx_bucket": ("influx", "bucket"),

@@ -11,6 +11,7 @@ from typing import Any
 
 from amqtt.broker import Broker
 
+from gulou.ops.metrics import parse_listen
 from gulou.settings import BrokerAddress, Settings
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,18 @@ async def broker_for(settings: Settings, announce: Callable[[str], None] | None 
     if address is not None:
         yield BrokerLease(address, embedded=False)
         return
-    embedded = EmbeddedBroker()
-    address = await embedded.start()
+    if settings.mqtt.listen:
+        host, port = parse_listen(settings.mqtt.listen)
+        embedded = EmbeddedBroker(host, port)
+        address = await embedded.start()
+        log.warning("embedded MQTT broker listening on %s:%s for devices: anonymous, no TLS; for a trusted "
+                    "network only (production: Mosquitto, docs/deploy.md)", host, address.port)
+        if host in ("0.0.0.0", "::"):
+            # This process's own clients reach a wildcard listener on loopback.
+            address = BrokerAddress(host="127.0.0.1", port=address.port, tls=False)
+    else:
+        embedded = EmbeddedBroker()
+        address = await embedded.start()
     if announce is not None:
         announce(f"no broker configured: embedded MQTT broker at mqtt://{address.host}:{address.port}")
     try:

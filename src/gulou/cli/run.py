@@ -41,10 +41,17 @@ def _install_signals(stop: asyncio.Event) -> None:
 @store_option
 @registry_option
 @click.option("--no-rules", is_flag=True, help="Collect only; do not run the rules engine.")
+@click.option("--listen", default=None, metavar="HOST:PORT",
+              help="Where the embedded broker listens, e.g. 0.0.0.0:1883 for devices on the network "
+                   "(env GULOU_MQTT__LISTEN; default: a free loopback port).")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (env GULOU_LOG_LEVEL).")
-def run(broker: str | None, store: Path | None, registry: Path | None, no_rules: bool, log_level: str | None) -> None:
+def run(broker: str | None, store: Path | None, registry: Path | None, no_rules: bool, listen: str | None,
+        log_level: str | None) -> None:
     """Run the pipeline: collector and rules engine (embedded broker and store unless configured)."""
-    settings = load_settings(broker=broker, store=store, registry=registry, log_level=log_level)
+    if listen is not None and broker is not None:
+        raise click.UsageError("--listen is for the embedded broker; with --broker the devices use that broker")
+    settings = load_settings(broker=broker, store=store, registry=registry, log_level=log_level,
+                             broker_listen=listen)
     setup_logging(settings.log_level)
     reg = open_registry(settings)
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.stack.devices import reading
 from tests.integration.stack.stack import Stack, until
-from tests.integration.stack.test_stack import device, reading, wait_collector_connected
+from tests.integration.stack.test_stack import device, wait_collector_connected
 
 pytestmark = pytest.mark.integration
 OK, DEGRADED, DOWN = 0, 1, 2

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import signal
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
@@ -13,10 +16,15 @@ from gulou.app.ingest import IngestError, IngestOptions, IngestUsageError
 from gulou.bus.base import Bus, BusError
 from gulou.bus.bridge import BridgeTotals, BusBridge
 from gulou.bus.registry import open_bus
+from gulou.bus.rules_worker import BusRulesWorker
 from gulou.bus.sink import BusSink, SinkTotals
-from gulou.devices.registry import load_registry
+from gulou.devices.registry import Registry, load_registry
+from gulou.rules.alert_store import AlertStore
+from gulou.rules.model import AnyRule
+from gulou.rules.service import Clock, RulesService
 from gulou.settings import Settings
 from gulou.sinks.embedded import EmbeddedStore
+from gulou.sinks.influx import InfluxSink
 from gulou.sinks.registry import open_readings_sink
 from gulou.sources.registry import open_source
 
@@ -97,3 +105,36 @@ def run_sink(settings: Settings, batch_size: int = 1000) -> SinkTotals:
         if readings is not None:
             readings.close()
         store.close()
+
+
+def default_worker_id() -> str:
+    """Host and process: unique among live workers (a restarted worker is a new member)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{os.getpid()}")[:64]
+
+
+def run_bus_rules(settings: Settings, registry: Registry, rule_set: Sequence[AnyRule], clock: Clock,
+                  announce: Callable[[str], None], worker: str | None = None) -> None:
+    """A rules worker on the bus until SIGTERM/SIGINT: its share of the partitions, alerts to the channels."""
+    bus = _networked_bus(settings)
+    me = worker or default_worker_id()
+
+    async def work(stop: asyncio.Event) -> None:
+        influx = InfluxSink.from_settings(settings) if settings.influx.url else None
+        store = AlertStore(settings.store)
+        service = RulesService(settings, registry, rule_set, store=store, influx=influx,
+                               broker=settings.broker_address(), clock=clock)
+        rules_worker = BusRulesWorker(bus, registry, rule_set, service.dispatch, me, event_clock=clock == "event")
+        announce(f"rules worker {me}: {len(rule_set)} rules, {bus.partitions} partitions on {settings.bus.url}")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                delivery = tg.create_task(service.run(), name="rules-delivery")
+                await rules_worker.run(stop)
+                await service.drain(timeout=10.0)
+                service.stop()
+                await delivery
+        finally:
+            store.close()
+        log.info("rules worker %s stopped: evaluated %d, sent %d, suppressed %d already sent", me,
+                 rules_worker.evaluated, rules_worker.sent, rules_worker.suppressed)
+
+    _until_signalled(bus, work)

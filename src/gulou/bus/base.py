@@ -242,5 +242,13 @@ class Bus(ABC):
         """Partition snapshots."""
 
     @abstractmethod
+    async def claim(self, key: str) -> bool:
+        """True for the first caller of ``key`` within the dedupe horizon (days), False for every later one.
+
+        Alert transitions carry deterministic ids: the worker that claims one sends it, so a replay after a
+        takeover or restart never notifies twice.
+        """
+
+    @abstractmethod
     async def stats(self) -> BusStats:
         """Fill and backlog figures."""

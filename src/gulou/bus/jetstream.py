@@ -45,7 +45,7 @@ from gulou.bus.base import (
     Snapshots,
     Topology,
 )
-from gulou.bus.jetstream_kv import KvLeases, KvSnapshots, ensure_bucket
+from gulou.bus.jetstream_kv import KvClaims, KvLeases, KvSnapshots, ensure_bucket
 from gulou.bus.jetstream_pub import NoStream, Publisher, StreamRefused
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class JetStreamBus(Bus):
         self._js: JetStreamContext | None = None
         self._leases: KvLeases | None = None
         self._snapshots: KvSnapshots | None = None
+        self._claims: KvClaims | None = None
         self._publisher: Publisher | None = None
         self._closing = False
 
@@ -130,6 +131,9 @@ class JetStreamBus(Bus):
             self.js, f"{self.stream.lower()}_leases", self.replicas, ttl_s=self.lease_ttl_s))
         snaps_kv = await self._retry("provisioning the snapshot bucket", lambda: ensure_bucket(
             self.js, f"{self.stream.lower()}_snapshots", self.replicas, ttl_s=None))
+        claims_kv = await self._retry("provisioning the claims bucket", lambda: ensure_bucket(
+            self.js, f"{self.stream.lower()}_claims", self.replicas, ttl_s=self.max_age_s))
+        self._claims = KvClaims(claims_kv)
         self._leases = KvLeases(leases_kv, self.lease_ttl_s)
         self._snapshots = KvSnapshots(snaps_kv, max_bytes=self._nc.max_payload)
         log.info("bus: stream %s, %d partition(s), %d replica(s), groups %s, partitioned %s", self.stream,
@@ -331,6 +335,14 @@ class JetStreamBus(Bus):
         if self._snapshots is None:
             raise BusError("the bus is not started")
         return self._snapshots
+
+    async def claim(self, key: str) -> bool:
+        """Create-if-absent in the claims bucket (kept as long as the stream keeps messages)."""
+        claims = self._claims
+        if claims is None:
+            raise BusError("the bus is not started")
+        claimed: bool = await self._retry(f"claiming {key}", lambda: claims.claim(key))
+        return claimed
 
     async def stats(self) -> BusStats:
         """The stream's fill and limits, and each group's backlog."""

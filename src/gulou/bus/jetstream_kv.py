@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import time
@@ -140,3 +141,19 @@ class KvSnapshots(Snapshots):
         except _TRANSIENT as exc:
             raise BusUnavailable(f"snapshot {key}: {exc!r}") from exc
         return Snapshot(seq, data, revision)
+
+
+class KvClaims:
+    """First-come claims on keys (hashed into valid KV keys); expire with the bucket's TTL."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def claim(self, key: str) -> bool:
+        """True when this call created the key."""
+        name = hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+        try:
+            await self.kv.create(name, key.encode("utf-8")[:1024])
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        return True

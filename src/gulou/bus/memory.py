@@ -85,6 +85,7 @@ class InProcessBus(Bus):
         self._changed: asyncio.Condition | None = None
         self._leases = MemoryLeases(lease_ttl_s, clock)
         self._snapshots = MemorySnapshots()
+        self._claimed: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, topology: Topology) -> InProcessBus | None:
@@ -289,6 +290,13 @@ class InProcessBus(Bus):
     def snapshots(self) -> Snapshots:
         """In-memory snapshots."""
         return self._snapshots
+
+    async def claim(self, key: str) -> bool:
+        """First caller wins (kept for the life of the process)."""
+        if key in self._claimed:
+            return False
+        self._claimed.add(key)
+        return True
 
     async def stats(self) -> BusStats:
         """Log size and each group's backlog."""

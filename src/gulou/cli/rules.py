@@ -9,9 +9,12 @@ from typing import Any
 
 import click
 
+from gulou.app.bus import run_bus_rules
+from gulou.app.ingest import IngestError, IngestUsageError
 from gulou.app.rules import run_rules
 from gulou.cli.common import (
     broker_option,
+    bus_option,
     echo_json,
     json_option,
     load_settings,
@@ -89,13 +92,23 @@ def rules_list(rule_files: tuple[Path, ...], as_json: bool) -> None:
 @rules_option
 @click.option("--clock", type=click.Choice(["wall", "event"]), default="wall", show_default=True,
               help="Absence checks against wall time, or against the newest reading time (replays).")
+@bus_option
 def rules_run(broker: str | None, registry: Path | None, store: Path | None, rule_files: tuple[Path, ...],
-              clock: str) -> None:
-    """Run the engine alone: read telemetry and status from MQTT, fire and deliver alerts."""
-    settings = load_settings(broker=broker, registry=registry, store=store)
+              clock: str, bus: str | None) -> None:
+    """Run the engine alone: read telemetry and status from MQTT (or the bus), fire and deliver alerts."""
+    settings = load_settings(broker=broker, registry=registry, store=store, bus_url=bus)
     setup_logging(settings.log_level)
     reg = open_registry(settings)
     rule_set = _load(rule_files)
+    if settings.bus.urls():
+        try:
+            run_bus_rules(settings, reg, rule_set, "event" if clock == "event" else "wall",
+                          announce=lambda line: click.echo(line, err=True))
+        except IngestUsageError as exc:
+            raise click.UsageError(str(exc)) from None
+        except IngestError as exc:
+            raise click.ClickException(str(exc)) from None
+        return
     try:
         asyncio.run(run_rules(settings, reg, rule_set, "event" if clock == "event" else "wall",
                               announce=lambda line: click.echo(line, err=True)))

@@ -1,4 +1,4 @@
-"""AQI panels on the ``aqi`` series the rules engine writes (HJ 633 hourly AQI of every air reading)."""
+"""AQI panels on the ``aqi`` series the rules engine writes (HJ 633 hourly AQI of each station hour)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ from grafana_foundation_sdk.models import dashboard as model
 from gulou.dashboards.common import InfluxQL, dashed_thresholds, range_mappings, series, single, steps
 from gulou.dashboards.limits import aqi_bands
 from gulou.rules.standards.tables import gb3095
+
+# An hour's AQI is written 10 minutes after the hour ends and stamped at its start: the latest value is up to
+# 80 minutes old, so "now" panels look back three hours.
+LATEST = "3h"
+
+
+def hourly_minutes() -> int:
+    """Minutes of data a valid hourly value needs (GB 3095 §8)."""
+    return int(gb3095().validity["hourly_min_minutes"].value)
 
 
 def _editions() -> str:
@@ -36,9 +45,10 @@ def aqi_description() -> str:
     bands = aqi_bands()
     colours = ", ".join(f"{word} {low}–{high} {colour}" if high is not None else f"{word} > {low - 1} {colour}"
                         for low, high, word, colour in bands)
-    return (f"AQI per HJ 633 ({_editions()}), computed by the rules engine for every air reading (real-time "
-            "rating: 1 h columns for gases, 24 h columns for particles) and written as the aqi measurement. "
-            f"Colours: {colours}.")
+    return (f"Hourly AQI per HJ 633 ({_editions()}): the rules engine rates each station's clock-hour means, "
+            f"valid with {hourly_minutes()} minutes of data (1 h columns for gases with the O3 8 h moving mean, 24 h "
+            "columns for particles), and writes it as the aqi measurement stamped at the hour's start, once the "
+            f"hour is closed (10 minutes after its end). Colours: {colours}.")
 
 
 def aqi_thresholds() -> dash.ThresholdsConfig:
@@ -70,14 +80,14 @@ def worst_now(where: str, pos: model.GridPos) -> dash.Panel:
         single("AQI 最差站点 Worst station now",
                InfluxQL(worst_query(where), "A", alias="AQI"),
                InfluxQL(worst_query(where), "B", alias="类别"),
-               description="Highest latest AQI over the selected stations (last hour), and its category. "
+               description="Highest latest hourly AQI over the selected stations (last 3 hours), and its category. "
                            + aqi_description())
         .text_mode(common.BigValueTextMode.VALUE)
         .orientation(common.VizOrientation.VERTICAL)
         .decimals(0)
         .thresholds(aqi_thresholds())
         .override_by_query("B", [model.DynamicConfigValue(id_val="mappings", value=aqi_mappings())])
-        .time_from("1h")
+        .time_from(LATEST)
         .grid_pos(pos)
     )
     return cast(dash.Panel, panel)
@@ -88,13 +98,13 @@ def by_station(where: str, pos: model.GridPos) -> dash.Panel:
     panel: stat.Panel = (
         single("各站 AQI 类别 AQI category by station",
                InfluxQL(latest_query(where), alias="$tag_device"),
-               description="Latest AQI of each station in the last hour, shown as its category word under the "
-                           "station id. " + aqi_description())
+               description="Latest hourly AQI of each station in the last 3 hours, shown as its category word "
+                           "under the station id. " + aqi_description())
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .decimals(0)
         .thresholds(aqi_thresholds())
         .mappings(aqi_mappings())
-        .time_from("1h")
+        .time_from(LATEST)
         .grid_pos(pos)
     )
     return cast(dash.Panel, panel)
@@ -104,6 +114,6 @@ def hourly(where: str, pos: model.GridPos) -> timeseries.Panel:
     """Hourly maximum AQI per station with the category edges as dashed coloured lines."""
     query = f'SELECT max("aqi") FROM "aqi" WHERE $timeFilter AND {where} GROUP BY time(1h), "device" fill(none)'
     panel = series("小时 AQI Hourly AQI", InfluxQL(query, alias="$tag_device"),
-                   description="Highest AQI of each station per hour. Dashed lines at the category edges. "
+                   description="Hourly AQI of each station. Dashed lines at the category edges. "
                                + aqi_description())
     return dashed_thresholds(panel.decimals(0).min(0), aqi_thresholds()).grid_pos(pos)

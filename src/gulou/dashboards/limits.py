@@ -19,10 +19,6 @@ from gulou.rules.model import AnyRule, load_rules
 from gulou.rules.standards.aqi import MEASURED
 from gulou.rules.standards.tables import black_odour_table, gb3095, gb3838, hj633, structure_table
 
-# Share of good-air days the district plans for. The plan names the indicator without a figure, so this is
-# the value to set each year (docs/dashboards.md). Only the dashboards use it.
-GOOD_DAY_TARGET = 0.95
-
 # Display names of the air pollutants and water indicators (presentation only).
 AIR_NAMES: dict[str, str] = {"pm25": "PM2.5", "pm10": "PM10", "so2": "SO₂", "no2": "NO₂", "o3": "O₃", "co": "CO"}
 WATER_NAMES: dict[str, str] = {"do": "溶解氧 DO", "nh3n": "氨氮 NH3-N", "codmn": "高锰酸盐指数 CODMn",
@@ -111,21 +107,18 @@ def air_limit_lines(pollutant: str) -> list[LimitLine]:
     return lines
 
 
-def newest_method() -> str:
-    """The HJ 633 edition of the newest rule set (what the dashboards describe as current)."""
-    return gb3095().rule_sets[-1].method
-
-
 def good_day_max_aqi() -> int:
     """The highest AQI of a good day (优良天)."""
     return int(gb3095().validity["good_day_max_aqi"].value)
 
 
-def pm25_at_iaqi(iaqi: int) -> float:
-    """The PM2.5 24 h concentration at an IAQI breakpoint, on the newest HJ 633 column."""
-    levels = hj633().iaqi_levels.values
-    column = hj633().methods[newest_method()].columns["pm25_24h"]
-    return column.breakpoints[levels.index(iaqi)]
+def good_day_target() -> tuple[float, int]:
+    """The plan's good-day ratio target and its year: the latest year of data/targets.yaml (the reports' file)."""
+    from gulou.reports.targets import load_targets
+
+    target = next(t for t in load_targets().targets if t.id == "good_day_ratio")
+    year = max(target.years)
+    return target.years[year].value, year
 
 
 def aqi_bands() -> list[tuple[int, int | None, str, str]]:

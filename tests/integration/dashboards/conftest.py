@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,13 @@ import pytest
 from gulou.devices.catalog import CATALOG
 from gulou.devices.contract import Decoder, Reading, StatusUpdate, status_topic, telemetry_topic
 from gulou.devices.registry import Registry
-from gulou.rules.standards import aqi
+from gulou.reports.model import DayAqi
+from gulou.reports.series import district_lines
+from gulou.rules.derived import aqi_line
+from gulou.rules.engine import Engine
+from gulou.rules.standards import aqi, china_date
+from gulou.rules.standards.aqi import MEASURED
+from gulou.timeutil import from_ms
 from gulou.tsdb.line_protocol import encode_line, line_protocol
 from gulou.tsdb.records import Batch, Point, StatusEvent
 from tests.servers import free_port, require_binary, wait_for_port
@@ -235,27 +241,44 @@ def _ops_lines(registry: Registry, start_ms: int, end_ms: int) -> list[str]:
     return lines
 
 
-AQI_INPUTS = ("pm25", "pm10", "so2", "no2", "o3", "co")
-AQI_LEVELS = ("一级", "二级", "三级", "四级", "五级", "六级")
-
-
-def _aqi_lines(points: Iterable[Point]) -> list[str]:
-    """The ``aqi`` rows the rules engine writes: hourly AQI of each air reading, by its date's HJ 633 edition."""
-    lines: list[str] = []
-    for p in points:
-        values = {k: float(v) for k, v in p.values.items() if k in AQI_INPUTS}
-        if p.domain != "air" or not values:
-            continue
-        result = aqi(values, datetime.fromtimestamp(p.ts_ms / 1000, UTC), "hourly")
-        lines.append(encode_line("aqi", {"device": p.device_id, "street": p.street, "site": p.site}, {
-            "aqi": result.aqi, "level": AQI_LEVELS.index(result.level) + 1, "category": result.category,
-            "primary": ",".join(result.primary_pollutants), "standard": result.standard}, p.ts_ms))
+def _aqi_lines(registry: Registry, points: list[Point]) -> list[str]:
+    """The ``aqi`` rows the rules engine writes: each station hour's HJ 633 hourly AQI, stamped at the hour."""
+    engine = Engine([], registry, derive_always=("aqi",))
+    air = sorted((p for p in points if p.domain == "air"), key=lambda p: p.ts_ms)
+    for point in air:
+        engine.evaluate(point)
+    engine.tick(from_ms(air[-1].ts_ms + 2 * 3_600_000))  # close the last hours
+    lines = []
+    for hour in engine.take_hours():
+        device = registry.get(hour.device_id)
+        if device is not None and hour.result is not None:
+            lines.append(aqi_line(device, hour.hour_ms, hour.result, sorted(hour.values.inputs())))
     return lines
+
+
+def _district_lines(points: list[Point]) -> list[str]:
+    """The report job's ``district_aqi`` rows: one per Beijing day, from the day's mean concentrations."""
+    by_day: dict[date, dict[str, list[float]]] = {}
+    for p in points:
+        if p.domain == "air":
+            values = by_day.setdefault(china_date(from_ms(p.ts_ms)), {})
+            for name in MEASURED:
+                if isinstance(p.values.get(name), float | int):
+                    values.setdefault(name, []).append(float(p.values[name]))
+    days = []
+    for day, values in sorted(by_day.items()):
+        means = {name: sum(v) / len(v) for name, v in values.items()}
+        result = aqi(means, day, "daily")
+        days.append(DayAqi(date=day, aqi=result.aqi, category=result.category, colour=result.colour,
+                           primary_pollutants=result.primary_pollutants, valid=True, concentrations=means,
+                           stations={}, reasons=[], standard=result.standard, indicative=True))
+    return district_lines(days)
 
 
 @pytest.fixture(scope="session")
 def loaded_influx(influxd: Influx, registry: Registry) -> Influx:
-    """influxd holding ~a day of data for every registry device plus aqi/pipeline/completeness/alerts rows."""
+    """influxd holding ~a day of data for every registry device plus aqi, district_aqi, pipeline, completeness and
+    alerts rows."""
     now = datetime.now(UTC).replace(microsecond=0)
     end = now - timedelta(minutes=5)
     start = end - timedelta(hours=HOURS)
@@ -274,6 +297,7 @@ def loaded_influx(influxd: Influx, registry: Registry) -> Influx:
     influxd.start_ms = min(stamps) - 3_600_000
     influxd.end_ms = max(int(now.timestamp() * 1000), max(stamps) + 60_000)
     influxd.write(line_protocol(batch))
-    influxd.write(_aqi_lines(batch.points))
+    influxd.write(_aqi_lines(registry, batch.points))
+    influxd.write(_district_lines(batch.points))
     influxd.write(_ops_lines(registry, int(start.timestamp() * 1000), int(end.timestamp() * 1000)))
     return influxd

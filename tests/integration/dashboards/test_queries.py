@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from gulou.dashboards.generate import build_all
 from gulou.devices.registry import Registry
+from gulou.reports.model import DayAqi
+from gulou.reports.series import district_lines
+from gulou.timeutil import CHINA_TZ
 from tests.integration.dashboards.conftest import Influx
 
 pytestmark = pytest.mark.integration
@@ -149,3 +153,32 @@ def test_aqi_panels_read_the_aqi_series(loaded_influx: Influx, registry: Registr
         assert all(isinstance(v, int) and 0 <= v <= 500 for v in latest.values()), name
         for target in worst["targets"]:
             assert list(_series_values(loaded_influx, target["query"], values).values()) == [max(latest.values())], name
+
+
+def _district_day(day: date, aqi_value: int | None) -> DayAqi:
+    valid = aqi_value is not None
+    return DayAqi(date=day, aqi=aqi_value, category="优" if valid else None, colour=None, primary_pollutants=[],
+                  valid=valid, concentrations={"pm25": 30.0} if valid else {}, stations={},
+                  reasons=[] if valid else ["无数据"], standard="HJ 633-2026 / GB 3095-2026" if valid else None,
+                  indicative=True)
+
+
+def test_good_day_ratio_and_heavy_days_read_the_district_series(loaded_influx: Influx,
+                                                                 boards: dict[str, dict[str, Any]]) -> None:
+    # Ten January days of 2025, away from the fixture's data: 6 good, 1 light, 2 heavy, 1 without a figure.
+    aqis = [40, 60, 80, 95, 100, 50, 120, 230, 310, None]
+    days = [_district_day(date(2025, 1, 1) + timedelta(days=i), a) for i, a in enumerate(aqis)]
+    loaded_influx.write(district_lines(days))
+    window = Influx(loaded_influx.url, start_ms=int(datetime(2025, 1, 1, tzinfo=CHINA_TZ).timestamp() * 1000),
+                    end_ms=int(datetime(2025, 1, 11, tzinfo=CHINA_TZ).timestamp() * 1000) - 1)
+    panels = {p["title"].split(" ")[0]: p for p in boards["air.json"]["panels"]}
+
+    def value(title: str) -> float:
+        body = loaded_influx.query(_substitute(panels[title]["targets"][0]["query"], window, {}))
+        return float(body["results"][0]["series"][0]["values"][0][1])
+
+    # 优良天数比例 = good days / valid days: 6 / 9 (the day without a figure counts in neither).
+    assert value("优良天数比例") == pytest.approx(6 / 9)
+    assert value("重污染天数") == 2
+    body = loaded_influx.query(_substitute(panels["全区日"]["targets"][0]["query"], window, {}))
+    assert [row[1] for row in body["results"][0]["series"][0]["values"]] == [a for a in aqis if a is not None]

@@ -15,6 +15,7 @@ import yaml
 
 from gulou.dashboards.generate import build_all
 from gulou.devices.registry import Registry
+from gulou.reports.targets import load_targets
 from gulou.rules.model import RatioRule, ThresholdRule, load_rules
 from gulou.rules.standards import air_limit, set_data_dir
 from gulou.rules.standards.tables import black_odour_table, gb3095, gb3838, hj633, structure_table
@@ -74,13 +75,20 @@ def test_daily_particle_panel_colours_at_the_pm25_limits(boards: dict[str, dict[
         assert f"{value:g} (" in panel["description"]
 
 
-def test_good_day_ratio_counts_days_up_to_the_pm25_breakpoint_of_a_good_aqi(
+def test_good_day_ratio_reads_the_district_series_against_the_plan_target(
         boards: dict[str, dict[str, Any]]) -> None:
     panel = _panel(boards["air.json"], "优良天数比例")
-    good = gb3095().validity["good_day_max_aqi"].value
-    method = hj633().methods[gb3095().rule_sets[-1].method]
-    bound = method.columns["pm25_24h"].breakpoints[hj633().iaqi_levels.values.index(int(good))]
-    assert f'"d" <= {bound:g}' in panel["targets"][0]["query"]
+    assert panel["targets"][0]["query"] == 'SELECT mean("good") AS "ratio" FROM "district_aqi" WHERE $timeFilter'
+    target = next(t for t in load_targets().targets if t.id == "good_day_ratio")
+    latest = target.years[max(target.years)].value
+    assert _steps(panel)[-1] == latest and f"{latest:.0%}" in panel["description"]
+    heavy = _panel(boards["air.json"], "重污染天数")
+    assert heavy["targets"][0]["query"] == 'SELECT sum("heavy") AS "days" FROM "district_aqi" WHERE $timeFilter'
+    district = _panel(boards["air.json"], "全区日 AQI")
+    assert district["targets"][0]["query"] == 'SELECT "aqi" FROM "district_aqi" WHERE $timeFilter'
+    steps = district["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["color"] for s in steps] == [c.colour for c in hj633().categories]
+    assert district["fieldConfig"]["defaults"]["color"]["mode"] == "thresholds"
 
 
 def test_aqi_colours_and_edges_are_hj633_categories(boards: dict[str, dict[str, Any]]) -> None:

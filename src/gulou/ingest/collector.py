@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -27,6 +26,7 @@ from gulou.devices.contract import (
 )
 from gulou.devices.registry import Registry
 from gulou.hj212.letters import station_letter
+from gulou.ingest.inbox import Inbox
 from gulou.ingest.spool import DurableWriter, SpoolFull
 from gulou.ops.logs import Throttle
 from gulou.sinks.embedded import CountRow, EmbeddedStore
@@ -131,7 +131,7 @@ class Collector:
         self.collector_id = source.id
         # The source never has more than max_in_flight unacked messages out to us, so this never fills;
         # the bound is a guard, not the back-pressure mechanism.
-        self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=source.max_in_flight * 2 + 100)
+        self._queue: Inbox[Delivery] = Inbox(maxsize=source.max_in_flight * 2 + 100)
         self.source = source
         self._stop = threading.Event()
         self._writer_thread: threading.Thread | None = None
@@ -188,7 +188,7 @@ class Collector:
                 if self.writer is not None and time.monotonic() >= next_completeness:
                     self._write_completeness()
                     next_completeness = time.monotonic() + self.config.completeness_interval_s
-                if self._stop.is_set() and self._queue.empty() and not pending:
+                if self._stop.is_set() and not self._queue and not pending:
                     break
         except BaseException as exc:  # infrastructure failure: surface loudly, never ack what is not stored
             self.fatal = exc
@@ -196,19 +196,7 @@ class Collector:
             raise
 
     def _take_batch(self) -> list[Delivery]:
-        batch: list[Delivery] = []
-        try:
-            batch.append(self._queue.get(timeout=0.2))
-        except queue.Empty:
-            return batch
-        deadline = time.monotonic() + self.config.batch_wait_s
-        while len(batch) < self.config.batch_size:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+        return self._queue.take(self.config.batch_size, 0.2, self.config.batch_wait_s)
 
     def _process(self, messages: list[Delivery]) -> bool:
         """Validate, store and acknowledge one batch. False when it could not be stored yet (spool full)."""

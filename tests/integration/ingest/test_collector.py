@@ -148,10 +148,13 @@ def test_sigterm_flushes_and_acks(own_mosquitto: Mosquitto, registry: Registry, 
     wait_for(lambda: store.exists() and "it-term" in accounted(store)["collectors"], 20, "collector up")
     messages = telemetry_set(registry, 20000)
     pub = Publisher(own_mosquitto.port, "it-pub-term")
-    pub.publish(messages)
-    pub.close()
+    # Published while the collector runs, so the stop lands mid-stream however fast the collector keeps up.
+    publishing = run_in_thread(lambda: pub.publish(messages))
     wait_for(lambda: accounted(store)["stored"] > 1000, 30, "collector busy")
     log = stop_ingest(proc, signal.SIGTERM)
+    publishing.join(120)
+    assert not publishing.is_alive(), "publisher did not finish"
+    pub.close()
     assert proc.returncode == 0, log
     first = accounted(store)["received"]
     # The stop landed mid-stream: otherwise nothing below would test what a graceful stop does with the rest.

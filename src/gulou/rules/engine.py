@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -11,8 +10,8 @@ from typing import Any, Literal
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Device, Registry
 from gulou.rules.alerts import AlertBook, AlertTransition, Signal
-from gulou.rules.derive import BLACK_ODOUR_LABEL, BLACK_ODOUR_LEVEL, CLASS_BY_ORDINAL, Derived, derive
-from gulou.rules.hourly import HourAccumulator, HourlyAqi, rate_hour
+from gulou.rules.derive import CLASS_BY_ORDINAL, Derived, derive
+from gulou.rules.hourly import HourlyAqi, StationHours
 from gulou.rules.model import (
     DERIVED,
     HOURLY,
@@ -27,9 +26,9 @@ from gulou.rules.model import (
     WindowRule,
     compare,
 )
-from gulou.rules.points import SampleWindow
+from gulou.rules.state import load_state, new_window, save_state
 from gulou.rules.targets import TargetVerdict
-from gulou.rules.windows import BucketWindow, EventWindow, aggregate, slope
+from gulou.rules.windows import BucketWindow, aggregate, slope
 from gulou.timeutil import CHINA_TZ, from_ms, to_ms
 from gulou.tsdb.records import Point, StatusEvent
 
@@ -94,8 +93,7 @@ class Engine:
         self._state: dict[str, Any] = {}
         self._group_device: dict[str, str] = {}
         # Per air station: the open clock hours and recent hourly means (HJ 633 hourly values).
-        self._hours: dict[str, HourAccumulator] = {}
-        self._closed_hours: list[HourlyAqi] = []
+        self._hours = StationHours(self.collect_hours)
         self._hourly_for: dict[str, list[AnyRule]] = {}
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -186,11 +184,12 @@ class Engine:
             if derived is None:
                 continue
             self._judge(out, rule, device, key, ts, ts_ms, derived, stale, late)
-        hours = self._accumulator(device)
+        hours = self._hours.get(device.id, device.interval_s, bool(self._hourly_rules(device))) \
+            if device.domain == "air" else None
         if hours is not None:
             if not late:
                 hours.add(ts_ms, values)
-            self._close_hours(out, device, hours, self._watermark[device.id] - self.lateness_ms)
+            self._close_hours(out, device, self._watermark[device.id] - self.lateness_ms)
         return out
 
     def _judge(self, out: list[AlertTransition], rule: AnyRule, device: Device, key: str, ts: datetime,
@@ -222,20 +221,9 @@ class Engine:
                 r for r in self.rules_for(device) if getattr(r, "metric", None) in HOURLY]
         return found
 
-    def _accumulator(self, device: Device) -> HourAccumulator | None:
-        """The station's hour accumulator, when hourly values are wanted for it (rules or the series)."""
-        found = self._hours.get(device.id)
-        if found is None and device.domain == "air" and (self.collect_hours or self._hourly_rules(device)):
-            found = self._hours[device.id] = HourAccumulator(device.interval_s)
-        return found
-
-    def _close_hours(self, out: list[AlertTransition], device: Device, hours: HourAccumulator,
-                     before_ms: int) -> None:
+    def _close_hours(self, out: list[AlertTransition], device: Device, before_ms: int) -> None:
         """Close the station's hours that no accepted reading can reach any more, and judge their AQI."""
-        for values in hours.close(device.id, before_ms):
-            hour = rate_hour(values)
-            if self.collect_hours:
-                self._closed_hours.append(hour)
+        for hour in self._hours.close(device.id, before_ms):
             if hour.result is None:
                 continue
             derived = Derived(float(hour.result.aqi), label=hour.result.category, result=hour.result)
@@ -246,8 +234,7 @@ class Engine:
 
     def take_hours(self) -> list[HourlyAqi]:
         """Station hours closed since the last call (kept only when ``derive_always`` names an hourly metric)."""
-        hours, self._closed_hours = self._closed_hours, []
-        return hours
+        return self._hours.take()
 
     def tick(self, now: datetime) -> list[AlertTransition]:
         """Clock-driven checks: absence (device offline) and closing ratio periods."""
@@ -271,10 +258,10 @@ class Engine:
             for key in [k for k in self._state if k.startswith(f"{rule.id}|")]:
                 self._ratio_close(out, rule, key, now_ms - self.lateness_ms)
         # A station that stopped reporting still gets its last hours closed once no reading can reach them.
-        for device_id, hours in self._hours.items():
+        for device_id in list(self._hours.stations):
             device = self.registry.get(device_id)
             if device is not None:
-                self._close_hours(out, device, hours, now_ms - self.lateness_ms)
+                self._close_hours(out, device, now_ms - self.lateness_ms)
         return out
 
     # -- evaluation -------------------------------------------------------------------------------
@@ -323,7 +310,7 @@ class Engine:
                 value: float) -> Signal | None:
         window = self._state.get(key)
         if window is None:
-            window = self._state[key] = self._new_window(rule, device)
+            window = self._state[key] = new_window(rule, device)
         window.add(ts_ms, value)
         values = window.current()
         if len(values) < rule.min_count:
@@ -331,25 +318,11 @@ class Engine:
         agg = aggregate(values, rule.agg, rule.percentile)
         return self._compare(rule, device, end, Derived(agg))
 
-    @staticmethod
-    def _new_window(rule: WindowRule, device: Device) -> EventWindow | BucketWindow:
-        if rule.bucket_s is not None:
-            # A valid hourly value needs 45 min of sampling: that many readings at the device's interval.
-            need = max(1, math.ceil(rule.bucket_min_fraction * rule.bucket_s / device.interval_s - 1e-9))
-            return BucketWindow(int(rule.window_s * 1000), int(rule.bucket_s * 1000), need)
-        return EventWindow(int(rule.window_s * 1000))
-
-    @staticmethod
-    def _new_rate_window(rule: RateRule) -> EventWindow | BucketWindow:
-        if rule.bucket_s is not None:
-            return BucketWindow(int(rule.window_s * 1000), int(rule.bucket_s * 1000), dedupe=False)
-        return EventWindow(int(rule.window_s * 1000))
-
     def _rate(self, rule: RateRule, device: Device, key: str, ts_ms: int, end: datetime,
               value: float) -> Signal | None:
         window = self._state.get(key)
         if window is None:
-            window = self._state[key] = self._new_rate_window(rule)
+            window = self._state[key] = new_window(rule, device)
         window.add(ts_ms, value)
         if isinstance(window, BucketWindow):
             means = window.series()
@@ -373,35 +346,20 @@ class Engine:
         """Grade the point over its window's samples (the guide's share rule) and judge the level."""
         window = self._state.get(key)
         if window is None:
-            window = self._state[key] = SampleWindow(int(rule.window_s * 1000))
-        sample = {n: float(values[n]) for n in DERIVED[rule.metric]
-                  if n in values and not isinstance(values[n], bool)}
-        if not sample or not window.add(ts_ms, sample) or len(window) < rule.min_samples:
-            return
-        graded = window.grade()
-        if graded is None:
-            return
-        self.stats.evaluations += 1
-        level = BLACK_ODOUR_LEVEL[graded.level]
-        share = max(graded.severe_share.values(), default=0.0)
-        label = f"{BLACK_ODOUR_LABEL[level]}（{graded.samples}个样本，单项指标重度样本占比最高{share:.0%}）"
-        self._emit(out, rule, device, key,
-                   self._compare(rule, device, from_ms(window.ts[-1]), Derived(float(level), label=label)))
+            window = self._state[key] = new_window(rule, device)
+        derived = window.judge(ts_ms, values, DERIVED[rule.metric], rule.min_samples)
+        if derived is not None:
+            self.stats.evaluations += 1
+            self._emit(out, rule, device, key, self._compare(rule, device, from_ms(window.ts[-1]), derived))
 
     def judge_targets(self, verdicts: Sequence[TargetVerdict], at: datetime) -> list[AlertTransition]:
         """Fire ``target`` rules for targets at risk or missed, resolve them when back on track (app layer)."""
         out: list[AlertTransition] = []
         for rule in self._targets:
-            for verdict in verdicts:
-                if verdict.id not in rule.targets:
-                    continue
+            for verdict in (v for v in verdicts if v.id in rule.targets):
                 self.stats.evaluations += 1
-                verdict_state: Literal["fire", "clear", "hold"] = (
-                    "fire" if verdict.status in rule.on else "clear" if verdict.status == "on_track" else "hold")
-                signal = Signal(verdict_state, at, value=verdict.actual, limit=verdict.target,
-                                op="<" if verdict.kind == "min" else ">", value_label=verdict.summary(),
-                                limit_label=verdict.goal())
-                self._emit(out, rule, verdict.subject(rule.domain), f"{rule.id}|target:{verdict.id}", signal)
+                self._emit(out, rule, verdict.subject(rule.domain), f"{rule.id}|target:{verdict.id}",
+                           verdict.signal(rule.on, at))
         return out
 
     def _ratio_add(self, out: list[AlertTransition], rule: RatioRule, device: Device, ts_ms: int,
@@ -450,13 +408,10 @@ class Engine:
     # -- persistence ------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """All state needed to resume after a restart, as JSON-ready data."""
-        state: dict[str, Any] = {}
-        for key, value in self._state.items():
-            state[key] = value.state() if isinstance(value, EventWindow | BucketWindow | SampleWindow) else value
-        return {"version": SNAPSHOT_VERSION, "watermark": dict(self._watermark),
-                "last_seen": dict(self._last_seen), "state": state, "groups": dict(self._group_device),
+        return {"version": SNAPSHOT_VERSION, "watermark": dict(self._watermark), "last_seen": dict(self._last_seen),
+                "state": save_state(self._state), "groups": dict(self._group_device),
                 "alerts": self.book.state(), "stats": asdict(self.stats),
-                "hours": {device_id: hours.state() for device_id, hours in self._hours.items()}}
+                "hours": self._hours.state()}
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Resume from a snapshot; state of rules that no longer exist is dropped."""
@@ -466,28 +421,8 @@ class Engine:
         self._watermark = {k: int(v) for k, v in snap["watermark"].items()}
         self._last_seen = {k: int(v) for k, v in snap["last_seen"].items()}
         self._group_device = dict(snap.get("groups", {}))
-        self._state = {}
-        for key, value in snap["state"].items():
-            rule = rules.get(key.split("|", 1)[0])
-            if rule is None:
-                continue
-            if isinstance(rule, WindowRule | RateRule | PointRule):
-                device = self.registry.get(key.split("|", 1)[1])
-                if device is None:
-                    continue
-                window: EventWindow | BucketWindow | SampleWindow = (
-                    self._new_window(rule, device) if isinstance(rule, WindowRule)
-                    else self._new_rate_window(rule) if isinstance(rule, RateRule)
-                    else SampleWindow(int(rule.window_s * 1000)))
-                window.restore(value)
-                self._state[key] = window
-            else:
-                self._state[key] = value
-        self._hours = {}
-        for device_id, saved in snap.get("hours", {}).items():
-            device = self.registry.get(device_id)
-            if device is not None:
-                self._hours[device_id] = HourAccumulator.from_state(saved, device.interval_s)
+        self._state = load_state(snap["state"], rules, self.registry)
+        self._hours.restore(snap.get("hours", {}), {d.id: d.interval_s for d in self.registry.by_domain("air")})
         self.book.restore([a for a in snap["alerts"] if a["rule_id"] in rules])
         self.stats = EngineStats(**snap.get("stats", {}))
 
@@ -495,7 +430,3 @@ class Engine:
         """Currently firing alerts as JSON."""
         return [a.to_json() for a in self.book.active.values()]
 
-
-def local_day(ts: datetime) -> str:
-    """Beijing-time calendar date of an instant (ISO string)."""
-    return ts.astimezone(CHINA_TZ).date().isoformat()

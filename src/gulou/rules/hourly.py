@@ -175,3 +175,41 @@ class HourAccumulator:
             seen={int(h): {int(t) for t in s} for h, s in state.get("seen", {}).items()},
             history={int(h): {p: float(v) for p, v in means.items()} for h, means in state.get("history", {}).items()},
             closed_before=None if closed is None else int(closed))
+
+
+class StationHours:
+    """Every air station's hour accumulator; closed hours kept for ``take`` when the series writer wants them."""
+
+    def __init__(self, collect: bool) -> None:
+        self.collect = collect
+        self.stations: dict[str, HourAccumulator] = {}
+        self._closed: list[HourlyAqi] = []
+
+    def get(self, device_id: str, interval_s: int, wanted: bool) -> HourAccumulator | None:
+        """The station's accumulator; a new one only when its hours are wanted (rules or the series)."""
+        found = self.stations.get(device_id)
+        if found is None and (wanted or self.collect):
+            found = self.stations[device_id] = HourAccumulator(interval_s)
+        return found
+
+    def close(self, device_id: str, before_ms: int) -> list[HourlyAqi]:
+        """Close and rate the station's hours ending by ``before_ms``."""
+        hours = self.stations.get(device_id)
+        rated = [rate_hour(v) for v in hours.close(device_id, before_ms)] if hours is not None else []
+        if self.collect:
+            self._closed.extend(rated)
+        return rated
+
+    def take(self) -> list[HourlyAqi]:
+        """Hours closed since the last call (empty unless collecting)."""
+        taken, self._closed = self._closed, []
+        return taken
+
+    def state(self) -> dict[str, Any]:
+        """JSON-ready state of every station."""
+        return {device_id: hours.state() for device_id, hours in self.stations.items()}
+
+    def restore(self, state: dict[str, Any], intervals: Mapping[str, int]) -> None:
+        """Load ``state()`` for the stations still registered (``intervals``: device id → reporting interval)."""
+        self.stations = {device_id: HourAccumulator.from_state(saved, intervals[device_id])
+                         for device_id, saved in state.items() if device_id in intervals}

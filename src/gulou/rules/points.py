@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gulou.rules.derive import BLACK_ODOUR_LABEL, BLACK_ODOUR_LEVEL, Derived
 from gulou.rules.standards import BlackOdourPointResult, BlackOdourResult, black_odour, black_odour_point
 
 
@@ -44,6 +45,23 @@ class SampleWindow:
     def grade(self) -> BlackOdourPointResult | None:
         """The point's level over the window's samples, or None while it holds none."""
         return black_odour_point(self.results) if self.results else None
+
+    def judge(self, ts_ms: int, values: Mapping[str, float | int | bool], names: Sequence[str],
+              min_samples: int) -> Derived | None:
+        """Add a reading's indicators and grade the point: its level (0, 1, 2) with the grade in words.
+
+        None when the reading has no gradable indicator or the window holds fewer than ``min_samples``.
+        """
+        sample = {n: float(values[n]) for n in names if n in values and not isinstance(values[n], bool)}
+        if not sample or not self.add(ts_ms, sample) or len(self) < min_samples:
+            return None
+        graded = self.grade()
+        if graded is None:
+            return None
+        level = BLACK_ODOUR_LEVEL[graded.level]
+        share = max(graded.severe_share.values(), default=0.0)
+        return Derived(float(level), label=f"{BLACK_ODOUR_LABEL[level]}（{graded.samples}个样本，单项指标重度样本"
+                                           f"占比最高{share:.0%}）", result=graded)
 
     def state(self) -> dict[str, Any]:
         """JSON-ready state (the samples; grades are recomputed on restore)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from gulou.devices.registry import Device, Site
+from gulou.rules.alerts import Signal
 
 # The district as the place of a target alert (鼓楼区人民政府, 鼓屏路; the street field reads 全区).
 DISTRICT_SITE = Site.model_construct(id="district", kind="district", name="鼓楼区", street="全区",
@@ -42,3 +45,10 @@ class TargetVerdict:
     def goal(self) -> str:
         """The target figure with its direction: ``≥ 97%``."""
         return f"{'≥' if self.kind == 'min' else '≤'} {self.target_text}"
+
+    def signal(self, on: Collection[str], at: datetime) -> Signal:
+        """Fire while the status is one of ``on``, clear once on track, hold without data."""
+        verdict: Literal["fire", "clear", "hold"] = (
+            "fire" if self.status in on else "clear" if self.status == "on_track" else "hold")
+        return Signal(verdict, at, value=self.actual, limit=self.target, op="<" if self.kind == "min" else ">",
+                      value_label=self.summary(), limit_label=self.goal())

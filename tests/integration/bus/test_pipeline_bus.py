@@ -85,6 +85,8 @@ def test_every_reading_stored_once_through_a_leader_and_a_collector_sigkill(
     collectors = [start_collector(own_mosquitto, cluster, tmp_path, slot) for slot in range(2)]
     procs.extend(sinks + collectors)
     logs: list[LogFollower] = [follow_log(p) for p in collectors]
+    for p in sinks:
+        follow_log(p)  # a process whose output nobody reads stalls once the pipe is full
     for log in logs:
         wait_for(lambda log=log: log.count("-> bus"), 60, "the collectors to join the bus")  # type: ignore[misc]
 
@@ -102,6 +104,7 @@ def test_every_reading_stored_once_through_a_leader_and_a_collector_sigkill(
     # the messages the killed process had received but not acknowledged.
     restarted = start_collector(own_mosquitto, cluster, tmp_path, 0)
     procs.append(restarted)
+    follow_log(restarted)
     sender.join(timeout=300)
     assert not sender.is_alive(), "publisher did not finish"
     publisher.close()

@@ -137,7 +137,7 @@ def test_scaled_and_killed_workers_send_each_transition_once(
 
     try:
         workers.append(start_worker(cluster, own_mosquitto, tmp_path / "alerts-0.db"))
-        follow_log(workers[0])
+        follow_log(workers[0])  # a process whose output nobody reads stalls once the pipe is full
         asyncio.run(publish(0))
         wait_for(lambda: arrived(0), 120, "the first chunk's transitions from one worker")
 
@@ -160,3 +160,40 @@ def test_scaled_and_killed_workers_send_each_transition_once(
     seen = listener.seen()
     assert set(seen) == set().union(*expected), "the transitions of the single-process reference run"
     assert max(seen.values()) == 1, f"sent twice: {[i for i, n in seen.items() if n > 1][:5]}"
+
+
+@pytest.mark.timeout(600)
+def test_readings_published_while_rules_were_down_are_evaluated_after_the_restart(
+        cluster: NatsCluster, own_mosquitto: Mosquitto, registry: Registry, tmp_path: Path,
+        workers: list[subprocess.Popen[bytes]]) -> None:
+    points = bin_readings(registry)
+    expected, _left = reference(registry, points)
+    parts = Partitioner(registry, PARTITIONS)
+    size = len(points) // CHUNKS
+    listener = AlertSubscriber(own_mosquitto.port)
+
+    async def publish(chunks: range) -> None:
+        bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
+        await bus.start()
+        for chunk in chunks:
+            await bus.publish([envelope(p, parts.for_device(p.device_id))
+                               for p in points[chunk * size:(chunk + 1) * size]])
+        await bus.close()
+
+    try:
+        workers.append(start_worker(cluster, own_mosquitto, tmp_path / "alerts.db"))
+        follow_log(workers[-1])
+        asyncio.run(publish(range(1)))
+        wait_for(lambda: expected[0] <= set(listener.seen()), 120, "the first chunk's transitions")
+        log = stop_ingest(workers[0])  # graceful: commits its snapshots and hands the partitions back
+        assert "stopped: evaluated" in log, log[-2000:]
+        during = set(listener.seen())
+        asyncio.run(publish(range(1, CHUNKS)))  # nobody evaluates these now
+        assert set(listener.seen()) == during
+        workers.append(start_worker(cluster, own_mosquitto, tmp_path / "alerts.db"))
+        follow_log(workers[-1])  # a process whose output nobody reads stalls once the pipe is full
+        wait_for(lambda: set().union(*expected) <= set(listener.seen()), 180, "the gap evaluated after the restart")
+    finally:
+        listener.close()
+    seen = listener.seen()
+    assert set(seen) == set().union(*expected) and max(seen.values()) == 1

@@ -79,7 +79,9 @@ class ChannelWorker(Generic[T]):
         """Periodically retry what was kept, oldest first, stopping at the first failure."""
         while True:
             await asyncio.sleep(self.redeliver_s)
-            await self.redeliver_once()
+            # Keep going while passes succeed: a burst that overflowed the queue drains now, not 100 per pass.
+            while await self.redeliver_once():
+                await asyncio.sleep(0)
 
     async def redeliver_once(self) -> int:
         """One redelivery pass; returns how many went out."""

@@ -143,6 +143,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # The store file is shared with the collector and the rules engine: WAL and a generous busy wait.
     cursor.execute("PRAGMA busy_timeout = 10000")
     cursor.execute("PRAGMA journal_mode = WAL")
+    # WAL with NORMAL survives a crash of the process (not of the machine) without an fsync per commit; bursts
+    # of engine events need it. The collector's own connection keeps FULL for readings.
+    cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
 
 
@@ -215,3 +218,13 @@ def new_id(result: sa.CursorResult[Any]) -> int:
     if key is None:
         raise RuntimeError("the database returned no key for a new row")
     return int(key[0])
+
+
+def relaxed_commit(connection: sa.Connection) -> None:
+    """On PostgreSQL, let this transaction's commit return before its WAL reaches disk (engine events only).
+
+    A server crash can lose the last moments of engine events, which the engine's own store also keeps;
+    operators' actions keep the full guarantee.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")

@@ -107,6 +107,7 @@ class Outbox(_Table):
         if not channels:
             return
         with self.engine.begin() as conn:
+            db.relaxed_commit(conn)
             conn.execute(Q.insert(), [dict(channel=c, alert=alert, event=event, severity=severity, rule_id=rule_id,
                                            created_at=now, payload=payload, attempts=0) for c in channels])
 

@@ -52,6 +52,8 @@ class WorkflowService:
         self.clock, self.wall, self.flush_s = clock, wall, flush_s
         self._backoff: dict[str, Backoff] = {}
         self._wake = asyncio.Event()
+        self._silences: list[Silence] = []
+        self._silences_at: datetime | None = None
         self.stats = {"recorded": 0, "silenced": 0, "queued": 0, "messages": 0, "failures": 0, "escalated": 0,
                       "work_orders": 0}
 
@@ -85,7 +87,12 @@ class WorkflowService:
         return alert
 
     def _silence_for(self, alert: AlertRecord, at: datetime) -> Silence | None:
-        return next((s for s in self.store.silences.find(active_at=at) if s.scope.matches(alert)), None)
+        # Silences change rarely and bursts of engine events are many: read them at most once a second.
+        wall = self.wall()
+        if self._silences_at is None or (wall - self._silences_at).total_seconds() >= 1.0:
+            self._silences = self.store.silences.find()
+            self._silences_at = wall
+        return next((s for s in self._silences if s.active(at) and s.scope.matches(alert)), None)
 
     # -- escalation ----------------------------------------------------------------------------------------
     def escalate(self) -> int:

@@ -62,31 +62,30 @@ class WorkflowStore:
     # -- engine events ---------------------------------------------------------------------------------
     def record_engine_event(self, payload: dict[str, Any], now: datetime) -> tuple[AlertRecord, bool]:
         """Insert or update the alert of an engine notification and log it; returns (alert, created)."""
+        change = engine_change(payload, now)
         with self.engine.begin() as conn:
+            db.relaxed_commit(conn)
             row = conn.execute(sa.select(A).where(A.c.alert_id == payload["alert_id"])).first()
             if row is None:
                 values = {**engine_values(payload), "status": "new", "escalation_level": 0, "version": 1,
                           "updated_at": now}
                 for name in ("standard", "message", "message_en"):
                     values[name] = values[name] or ""
-                new_id = db.new_id(conn.execute(A.insert().values(**values)))
-                change = engine_change(payload, now)
-                db.write_history(conn, alert=int(new_id), at=now, actor=change.actor, action=change.action,
-                                 detail=change.detail)
-                created = True
-                alert_pk = int(new_id)
+                alert_pk = db.new_id(conn.execute(A.insert().values(**values)))
+                merged = {**{c.name: None for c in A.columns}, **values, "id": alert_pk}
             else:
                 alert_pk = int(row.id)
-                change = engine_change(payload, now)
                 values = dict(change.values)
                 for name in ("standard", "message", "message_en"):
                     values[name] = values[name] or ""
+                if row.condition == "resolved" and values["condition"] != "resolved":
+                    # A late firing or renotify (redelivered after the resolve): an alert id never fires again.
+                    values = {"updated_at": now}
                 conn.execute(A.update().where(A.c.id == alert_pk).values(**values))
-                db.write_history(conn, alert=alert_pk, at=now, actor=change.actor, action=change.action,
-                                 detail=change.detail)
-                created = False
-            fresh = conn.execute(sa.select(A).where(A.c.id == alert_pk)).one()
-        return _record(fresh), created
+                merged = {**dict(row._mapping), **values}
+            db.write_history(conn, alert=alert_pk, at=now, actor=change.actor, action=change.action,
+                             detail=change.detail)
+        return AlertRecord.model_validate(merged), row is None
 
     # -- reading ----------------------------------------------------------------------------------------
     def get(self, ref: int | str) -> AlertRecord:

@@ -29,6 +29,7 @@ from gulou.api.app import create_app
 from gulou.api.auth import Operator, Operators
 from gulou.cli import cli
 from gulou.devices.registry import Registry
+from gulou.rules.alert_store import AlertStore
 from gulou.workflow import db
 from gulou.workflow.grafana import ALERTS_SQL, expand_time_filter
 from gulou.workflow.model import SilenceScope
@@ -73,8 +74,14 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-def _sent_everything(store: WorkflowStore) -> bool:
-    return not store.outbox.counts()
+def _sent_everything(store: WorkflowStore, store_file: Path) -> bool:
+    """Nothing waits: neither transitions for the workflow channel nor notifications for the robots."""
+    alerts = AlertStore(store_file, readonly=True)
+    try:
+        waiting = alerts.outbox_counts().get("workflow", 0)
+    finally:
+        alerts.close()
+    return waiting == 0 and not store.outbox.counts()
 
 
 def test_incidents_and_past_hours_through_gulou_run(own_mosquitto: Mosquitto, registry: Registry, pg_url: str,
@@ -105,7 +112,7 @@ def test_incidents_and_past_hours_through_gulou_run(own_mosquitto: Mosquitto, re
         # What could not go out yet (the robots' limits, grouping) waits durably; a restart sends it.
         second = Run(env, store_file, own_mosquitto.url)
         try:
-            wait_for(lambda: _sent_everything(wf), 300, "the outbox to drain after the restart")
+            wait_for(lambda: _sent_everything(wf, store_file), 600, "the outboxes to drain after the restart")
         finally:
             second.stop()
         check_robots(ding, wecom)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from gulou.bench.bus_bench import as_dict as bus_as_dict
+from gulou.bench.bus_bench import run_bus_bench
 from gulou.bench.ingest_bench import BenchConfig, as_dict, run_bench
 from gulou.cli.common import echo_json, json_option, load_settings
 from gulou.cli.rules import bench_rules
@@ -28,9 +30,13 @@ def bench() -> None:
 @click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Pace the pipeline phase at this many msg/s (0 = burst, flat out). Paced runs give the "
                    "latency at a sustainable load; bursts measure capacity and loss.")
+@click.option("--bus", "on_bus", is_flag=True,
+              help="Also run the pipeline on a local 3-node JetStream cluster (collectors = --workers, plus "
+                   "--sinks storage writers) and compare it with the Mosquitto-only path.")
+@click.option("--sinks", type=click.IntRange(1, 16), default=2, show_default=True, help="Storage writers with --bus.")
 @json_option
 def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int, batch_size: int, rate: float,
-                 as_json: bool) -> None:
+                 on_bus: bool, sinks: int, as_json: bool) -> None:
     """Publish flat out through Mosquitto; report msgs/s end to end, latency, loss, RSS vs the raw broker."""
     influx: dict[str, str] = {}
     if sink == "influx":
@@ -42,6 +48,19 @@ def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int,
             "influx_bucket": settings.influx.bucket, "influx_token": settings.influx.secret()}.items() if v}
     config = BenchConfig(messages=messages, devices=devices, qos=int(qos), sink=sink, workers=workers,
                          batch_size=batch_size, rate=rate, influx=influx)
+    if on_bus:
+        try:
+            bus_result = run_bus_bench(config, collectors=workers, sinks=sinks,
+                                       progress=lambda line: click.echo(line, err=True))
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+        bus_data = bus_as_dict(bus_result)
+        if as_json:
+            echo_json(bus_data)
+        else:
+            for key, value in bus_data.items():
+                click.echo(f"{key:<28} {value}")
+        return
     try:
         result = run_bench(config, progress=lambda line: click.echo(line, err=True))
     except RuntimeError as exc:

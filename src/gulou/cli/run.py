@@ -121,6 +121,12 @@ def demo(store: Path, registry: Path | None, scenario: str, speed: float, sim_ho
     click.echo(f"published {result['published']}, stored {result['stored']}, rejected {result['rejected']}, "
                f"unaccounted {result['unaccounted']}; alerts fired {len(result['alerts'])}, "
                f"still active {sum(a['state'] == 'firing' for a in result['alerts'])}")
+    counts = result.get("alerts_by_severity") or {}
+    click.echo("alerts by severity: " + ", ".join(f"{s} {n}" for s, n in counts.items() if n))
+    # Most severe first (the list comes sorted): the incidents that need someone now lead.
+    for a in result["alerts"][:10]:
+        click.echo(f"  {a['severity']:<13} {a['state']:<8} {a['rule_id']:<32} {a['device_id']:<16} "
+                   f"{a.get('site_name') or ''}")
     where = f"--store {settings.store}"
     click.echo(f"look closer: gulou stats {where}; gulou alerts {where}; gulou query --domain air {where}")
 

@@ -227,8 +227,14 @@ async def run_simulation(
     broker: BrokerAddress,
     progress: Callable[[SimProgress], None] | None = None,
     stop: asyncio.Event | None = None,
+    consumed: Callable[[], int] | None = None,
+    max_backlog: int = 500,
 ) -> SimSummary:
-    """Publish the generated stream paced by ``speed``/``rate`` until it ends, ``duration`` passes or ``stop``."""
+    """Publish the generated stream paced by ``speed``/``rate`` until it ends, ``duration`` passes or ``stop``.
+
+    ``consumed``, when given, says how many messages the consumer (the demo's collector) has taken: the feed
+    waits while more than ``max_backlog`` are on their way, so a broker that cannot keep up is never flooded.
+    """
     stop = stop or asyncio.Event()
     rates: dict[str, float] = {str(k): v for k, v in config.fault_rates.items()}
     gen = Generator(config.registry, config.scenario, config.seed, config.start, config.sim_duration, None,
@@ -263,7 +269,8 @@ async def run_simulation(
                         await lane.connected.wait()
             except TimeoutError:
                 raise SimulationError(f"broker {broker.host}:{broker.port} accepted no connection in 20 s") from None
-            outcome.append(await _pace(gen.messages(), lanes, config, gen.start, stats, stop, loop, t0))
+            outcome.append(await _pace(gen.messages(), lanes, config, gen.start, stats, stop, loop, t0,
+                                       _Backlog(consumed, max_backlog) if consumed is not None else None))
             if outcome[0] != "complete":
                 for message in gen.closing(stats.sim_time or gen.start):
                     await lanes[lane_of(message, len(lanes))].queue.put(message)
@@ -288,13 +295,36 @@ async def run_simulation(
                     loop.time() - t0)
 
 
+@dataclass
+class _Backlog:
+    """Back-pressure from the consumer: how many messages it has taken, and how many may be ahead of it."""
+
+    consumed: Callable[[], int]
+    limit: int
+    waited_s: float = 0.0
+
+    async def wait(self, generated: int, stop: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:
+        """Return once at most ``limit`` generated messages are still on their way to the consumer."""
+        if generated - self.consumed() <= self.limit:
+            return
+        began = loop.time()
+        while generated - self.consumed() > self.limit // 2 and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.02)
+        self.waited_s += loop.time() - began
+
+
 async def _pace(messages: Iterator[SimMessage], lanes: list[_Lane], config: SimConfig, start: datetime,
                 stats: _Stats, stop: asyncio.Event, loop: asyncio.AbstractEventLoop,
-                t0: float) -> Literal["complete", "duration", "interrupted"]:
+                t0: float, backlog: _Backlog | None = None) -> Literal["complete", "duration", "interrupted"]:
     """Hand messages to the lanes at their real-time due moments; say why the feed ended."""
     deadline = t0 + config.duration if config.duration is not None else None
     next_slot = t0
     for n, message in enumerate(messages):
+        if backlog is not None:
+            await backlog.wait(stats.generated, stop, loop)
+            t0 += backlog.waited_s  # time spent waiting for the consumer shifts the schedule, not the pace
+            backlog.waited_s = 0.0
         due = loop.time()
         if config.speed > 0:
             due = t0 + (message.sim_time - start).total_seconds() / config.speed

@@ -47,9 +47,14 @@ def rules() -> None:
 
 @rules.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@registry_option
 @json_option
-def rules_check(files: tuple[Path, ...], as_json: bool) -> None:
-    """Validate rule files; exit non-zero naming the file, rule id and field of the first problem."""
+def rules_check(files: tuple[Path, ...], registry: Path | None, as_json: bool) -> None:
+    """Validate rule files; exit non-zero naming the file, rule id and field of the first problem.
+
+    Also warns (without failing) about rules that match no device of the registry: a typo in a selector
+    otherwise leaves a rule silently watching nothing.
+    """
     problems: list[str] = []
     counts: dict[str, int] = {}
     for file in files:
@@ -57,16 +62,23 @@ def rules_check(files: tuple[Path, ...], as_json: bool) -> None:
             counts[str(file)] = len(load_rules([file]))
         except RuleError as exc:
             problems.append(str(exc))
+    warnings: list[str] = []
     if not problems:
         try:
-            load_rules(list(files))  # ids must also be unique across the files
+            loaded = load_rules(list(files))  # ids must also be unique across the files
         except RuleError as exc:
             problems.append(str(exc))
+        else:
+            devices = list(open_registry(load_settings(registry=registry)))
+            warnings = [f"rule {r.id} matches no device of the registry" for r in loaded
+                        if r.kind != "target" and not any(r.applies_to(d) for d in devices)]
     if as_json:
-        echo_json({"ok": not problems, "rules": counts, "errors": problems})
+        echo_json({"ok": not problems, "rules": counts, "errors": problems, "warnings": warnings})
     else:
         for name, n in counts.items():
             click.echo(f"{name}: {n} rule(s) OK")
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
     if problems:
         raise click.ClickException("\n".join(problems))
 

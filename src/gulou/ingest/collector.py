@@ -363,7 +363,8 @@ class Collector:
         return {
             "collector": self.collector_id, "connected": self.source.connected, "stalled": self.source.stalled,
             "reconnects": self.source.reconnects, "received": self.totals.received, "stored": self.totals.stored,
-            "spooled": self.totals.spooled, "rejected": self.totals.rejected, "msgs_per_s": round(rate, 1),
+            "spooled": self.totals.spooled, "rejected": self.totals.rejected,
+            "rejected_by_reason": dict(self.totals.by_reason), "msgs_per_s": round(rate, 1),
             "seconds_since_message": None if last is None else round(now - last, 1),
             "uptime_s": round(now - self._started, 1), "age_at_store_ms": self.ages.percentiles(), "spool": spool,
             "updated_at": datetime.now(UTC).isoformat(),

@@ -50,6 +50,14 @@ class ChannelWorker(Generic[T]):
             self.stats["overflow"] += 1
             self.outbox.keep(self.channel.name, item, 0, "queue full")
 
+    def spill(self) -> int:
+        """Move what is still queued to the outbox (on the way out), so a stop loses nothing; returns how many."""
+        moved = 0
+        while not self.queue.empty():
+            self.outbox.keep(self.channel.name, self.queue.get_nowait(), 0, "stopped before delivery")
+            moved += 1
+        return moved
+
     async def run(self) -> None:
         """Deliver queued items forever."""
         while True:

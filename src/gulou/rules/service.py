@@ -118,6 +118,10 @@ class RulesService:
                 for t in tasks:
                     t.cancel()
         finally:
+            for worker in self.workers:
+                kept = worker.spill()
+                if kept:
+                    log.info("%s: %d notification(s) kept for delivery after the restart", worker.channel.name, kept)
             self.save_state()
 
     def stop(self) -> None:

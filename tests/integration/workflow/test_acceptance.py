@@ -106,9 +106,8 @@ def test_incidents_and_past_hours_through_gulou_run(own_mosquitto: Mosquitto, re
                  "--no-offline-at-end", "--json"], env=env, capture_output=True, text=True, timeout=600, check=True)
             published = int(json.loads(sim.stdout)["telemetry"])
             wait_for(lambda: _stored(store_file) >= published, 300, f"{published} readings stored")
-            wait_for(lambda: wf.alerts(AlertFilter(rule_id="waste-bin-fire-temperature")), 120, "the bin fire alert")
         finally:
-            first.stop()  # drains: every evaluated transition reaches the workflow store
+            first.stop()  # drains; transitions the workflow has not taken yet are kept in the store's outbox
         # What could not go out yet (the robots' limits, grouping) waits durably; a restart sends it.
         second = Run(env, store_file, own_mosquitto.url)
         try:

@@ -53,7 +53,8 @@ class HjBenchResult:
     lost: int
     gateway_cpu_s: float  # CPU the gateway process used while the packets flowed
     packets_per_cpu_s: float  # the gateway's ceiling on a free core, whatever else the machine runs
-    gateway_rss_mib: float
+    gateway_rss_mib: float  # peak RSS of the gateway's process
+    rss_before_mib: float  # the same before the gateway started: what the process had loaded already
     accounting_balanced: bool
 
 
@@ -150,6 +151,7 @@ def run_hj212_bench(connections: int = 2000, packets_per_connection: int = 10, b
 
 
 async def _run(connections: int, packets: int, broker: str | None, say: Callable[[str], None]) -> HjBenchResult:
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, connections + 1024)), hard))
     counting = _CountingDownstream()
@@ -195,6 +197,7 @@ async def _run(connections: int, packets: int, broker: str | None, say: Callable
         answered=answered, delivered=delivered, rejected=acc.outcomes["rejected"],
         lost=total - min(answered, delivered), gateway_cpu_s=round(cpu, 2),
         packets_per_cpu_s=round(answered / cpu if cpu else 0.0, 1), gateway_rss_mib=round(rss_mib, 1),
+        rss_before_mib=round(rss_before, 1),
         accounting_balanced=acc.received == sum(acc.outcomes.values()),
     )
 

@@ -84,6 +84,8 @@ class RulesService:
     # -- intake -----------------------------------------------------------------------------------------
     def offer(self, item: Item) -> bool:
         """Queue a reading or status for evaluation without waiting; when full, count, log and drop."""
+        if getattr(item, "period", "rtd") != "rtd":
+            return False  # a station's minute/hour/day means are for reports; the rules judge real-time values
         try:
             self.queue.put_nowait(item)
             return True

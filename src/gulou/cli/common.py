@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from pydantic import ValidationError
 from gulou.devices.registry import Registry, RegistryError, load_registry
 from gulou.ops.logs import configure
 from gulou.settings import Settings
+from gulou.sinks.embedded import EmbeddedStore
+from gulou.timeutil import CHINA_TZ
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -28,6 +31,24 @@ def open_registry(settings: Settings) -> Registry:
         return load_registry(settings.registry)
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def read_store(settings: Settings) -> EmbeddedStore:
+    """The configured store, read-only; a missing one is reported, never created empty."""
+    try:
+        return EmbeddedStore(Path(settings.store), readonly=True)
+    except FileNotFoundError:
+        raise click.ClickException(f"no store at {settings.store}: nothing was collected there "
+                                   "(give --store or GULOU_STORE)") from None
+
+
+def beijing_text(rfc3339: str) -> str:
+    """An RFC 3339 time (the store gives UTC with ``Z``) in Beijing time with its offset, for people."""
+    try:
+        moment = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    except ValueError:
+        return rfc3339
+    return moment.astimezone(CHINA_TZ).isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
 
 
 def setup_logging(level: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -13,22 +14,24 @@ import click
 from gulou.app.bus import run_bus_ingest
 from gulou.app.ingest import IngestError, IngestOptions, IngestUsageError, default_client_id, run_ingest
 from gulou.cli.common import (
-    broker_option,
+    beijing_text,
     bus_option,
     echo_json,
     json_option,
     load_settings,
+    read_store,
     registry_option,
     setup_logging,
     store_option,
 )
 from gulou.devices.base import DOMAINS
 from gulou.devices.registry import RegistryError
-from gulou.sinks.embedded import EmbeddedStore
 
 
 @click.command()
-@broker_option
+@click.option("--broker", default=None, metavar="URL",
+              help="mqtt://HOST:PORT or mqtts://HOST:PORT (env GULOU_BROKER). Required: gulou ingest has no "
+                   "embedded broker; `gulou run` starts one.")
 @store_option
 @registry_option
 @click.option("--client-id", default=None, help="Stable MQTT client id (default: gulou-ingest-<host>).")
@@ -69,7 +72,7 @@ def ingest(broker: str | None, store: Path | None, registry: Path | None, client
 def stats(store: Path | None, as_json: bool) -> None:
     """Totals received/stored/rejected/spooled, per domain, reason and device, plus collector health."""
     settings = load_settings(store=store)
-    with closing(EmbeddedStore.from_settings(settings)) as db:
+    with closing(read_store(settings)) as db:
         data = db.stats()
     if as_json:
         echo_json(data)
@@ -118,7 +121,7 @@ def query(store: Path | None, domain: str, device: str | None, since: str | None
           limit: int | None, period: str, as_json: bool, as_csv: bool) -> None:
     """Read stored readings back from the embedded store."""
     settings = load_settings(store=store)
-    with closing(EmbeddedStore.from_settings(settings)) as db:
+    with closing(read_store(settings)) as db:
         rows = db.query_readings(domain, device, _parse_time(since), _parse_time(until), limit,
                                  period=None if period == "all" else period)
     if as_json:
@@ -127,10 +130,16 @@ def query(store: Path | None, domain: str, device: str | None, since: str | None
     fields: list[str] = []
     for row in rows:
         fields.extend(k for k in row if k not in fields)
+    # People read these two: times in Beijing time with the offset (JSON keeps the store's UTC).
+    rows = [{**row, "ts": beijing_text(row["ts"])} if isinstance(row.get("ts"), str) else row for row in rows]
     if as_csv:
-        out = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        # UTF-8 with a byte-order mark and CRLF: Excel opens it with the Chinese names intact.
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8-sig", newline="")
+        out = csv.DictWriter(stream, fieldnames=fields, lineterminator="\r\n")
         out.writeheader()
         out.writerows(rows)
+        stream.flush()
+        stream.detach()
         return
     for row in rows:
         click.echo(" ".join(f"{k}={v}" for k, v in row.items() if v is not None))
@@ -146,14 +155,14 @@ def query(store: Path | None, domain: str, device: str | None, since: str | None
 def deadletters(store: Path | None, reason: str | None, source: str | None, limit: int, as_json: bool) -> None:
     """List rejected messages with the reason, topic (or HJ 212 MN) and raw payload."""
     settings = load_settings(store=store)
-    with closing(EmbeddedStore.from_settings(settings)) as db:
+    with closing(read_store(settings)) as db:
         rows = db.deadletters(limit=limit, reason=reason, source=source)
     if as_json:
         echo_json(rows)
         return
     for row in rows:
         where = f"hj212 MN {row['mn']}" if row["source"] == "hj212" else row["topic"]
-        click.echo(f"{row['received_at']} {row['reason']:<16} {where}  {row['detail']}")
+        click.echo(f"{beijing_text(row['received_at'])} {row['reason']:<16} {where}  {row['detail']}")
         click.echo(f"    {row['payload'][:200]}")
     click.echo(f"{len(rows)} dead letters", err=True)
 

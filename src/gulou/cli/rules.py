@@ -136,7 +136,7 @@ def rules_run(broker: str | None, registry: Path | None, store: Path | None, rul
 @json_option
 def rules_recompute(since: str, until: str | None, store: Path | None, registry: Path | None,
                     as_json: bool) -> None:
-    """Daily means per air station from stored readings, daily AQI and the good-day ratio."""
+    """Daily values and AQI per air station and per district day from stored readings, the good-day ratio."""
     from gulou.rules.recompute import default_until, parse_day_or_time, recompute_air
     from gulou.sinks.embedded import EmbeddedStore
 
@@ -160,7 +160,8 @@ def rules_recompute(since: str, until: str | None, store: Path | None, registry:
     for s in result["stations"]:
         click.echo(f"{s['device_id']:<16} {s['site_name'] or '':<16} valid days {s['valid_days']:>3}  "
                    f"good {s['good_days']:>3}  ratio {s['good_day_ratio']}")
-    click.echo(f"overall good-day ratio: {result['good_day_ratio']}")
+    click.echo(f"good-day ratio per district day: {result['good_day_ratio']} "
+               f"(station-days pooled: {result['good_station_day_ratio']})")
 
 
 @click.command("rules")

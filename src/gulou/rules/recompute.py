@@ -67,7 +67,11 @@ def hourly_means(rows: list[dict[str, Any]], registry: Registry) -> pl.DataFrame
 
 
 def daily_values(hourly: pl.DataFrame) -> pl.DataFrame:
-    """24 h means from enough valid hours (GB 3095 §8) and the O3 daily maximum 8 h mean, per station and day."""
+    """24 h means from enough valid hours (GB 3095 §8), the O3 daily max 8 h and max 1 h, per station and day.
+
+    The O3 daily max 1 h (``o3``) is part of the daily AQI: valid with ``daily_min_hours`` valid hours, or with
+    fewer when it already exceeds the day's 1 h limit (the reports' rule, docs/reports.md).
+    """
     with_day = hourly.with_columns(pl.col("hour").dt.date().alias("day"))
     need = day_min_hours()
     means = with_day.group_by("device_id", "day").agg(
@@ -77,8 +81,10 @@ def daily_values(hourly: pl.DataFrame) -> pl.DataFrame:
     o3_rows = []
     for (device_id, day), group in with_day.group_by("device_id", "day"):
         by_hour = {h.hour: v for h, v in zip(group["hour"], group["o3"], strict=True) if v is not None}
-        o3_rows.append({"device_id": device_id, "day": day, "o3_8h": o3_daily_max_8h(by_hour, day)})
-    o3 = pl.DataFrame(o3_rows, schema={"device_id": pl.Utf8, "day": pl.Date, "o3_8h": pl.Float64})
+        o3_rows.append({"device_id": device_id, "day": day, "o3_8h": o3_daily_max_8h(by_hour, day),
+                        "o3": o3_daily_max_1h(by_hour, day)})
+    o3 = pl.DataFrame(o3_rows, schema={"device_id": pl.Utf8, "day": pl.Date, "o3_8h": pl.Float64,
+                                       "o3": pl.Float64})
     return means.join(o3, on=["device_id", "day"], how="left").sort("device_id", "day")
 
 
@@ -90,8 +96,43 @@ def o3_daily_max_8h(by_hour: dict[int, float], day: date) -> float | None:
     return daily_max(series).value
 
 
+def o3_daily_max_1h(by_hour: dict[int, float], day: date) -> float | None:
+    """The day's largest valid O3 hourly value, when there are enough hours or it is over the 1 h limit."""
+    from gulou.rules.standards import air_limit
+
+    if not by_hour:
+        return None
+    peak = max(by_hour.values())
+    return peak if len(by_hour) >= day_min_hours() or peak > air_limit("o3", "1h", day).value else None
+
+
+def _district_days(daily: pl.DataFrame, registry: Registry) -> list[dict[str, Any]]:
+    """Per day, each pollutant's mean over the evaluation stations' valid daily values, and its daily AQI."""
+    from gulou.rules.standards import aqi
+
+    air = registry.by_domain("air")
+    evaluation = {d.id for d in air if d.evaluation_station} or {d.id for d in air}
+    names = (*daily_mean_pollutants(), "o3", "o3_8h")
+    days = daily.filter(pl.col("device_id").is_in(list(evaluation))).group_by("day").agg(
+        [pl.col(n).mean() for n in names]).sort("day")
+    out = []
+    for row in days.iter_rows(named=True):
+        values = {n: row[n] for n in names if row[n] is not None}
+        day: dict[str, Any] = {"date": row["day"].isoformat(), "valid": len(values) == len(names)}
+        if day["valid"]:
+            result = aqi(values, row["day"], "daily")
+            day.update({"aqi": result.aqi, "category": result.category,
+                        "primary_pollutants": list(result.primary_pollutants)})
+        out.append(day)
+    return out
+
+
 def recompute_air(query: ReadingsQuery, registry: Registry, since: datetime, until: datetime) -> dict[str, Any]:
-    """Daily means, daily AQI and the good-day ratio (good days over valid days) per air station."""
+    """Daily values and AQI per air station, the district days and the good-day ratio per district day.
+
+    ``good_day_ratio`` counts district days (the plan's 优良天数比例); ``good_station_day_ratio`` pools the
+    station-days, for comparison only. The reports (``gulou report``) give the official figures.
+    """
     from gulou.rules.standards import aqi, good_day_ratio
 
     rows = query(domain="air", since_ms=int(since.timestamp() * 1000), until_ms=int(until.timestamp() * 1000))
@@ -105,10 +146,9 @@ def recompute_air(query: ReadingsQuery, registry: Registry, since: datetime, unt
             "device_id": row["device_id"], "site": device.site.id if device else None,
             "site_name": device.site.name if device else None, "days": [], "valid_days": 0, "good_days": 0})
         values = {p: row[p] for p in daily_means if row[p] is not None}
-        if row["o3_8h"] is not None:
-            values["o3_8h"] = row["o3_8h"]
-        # A day counts when every pollutant has a valid daily value (the AQI must be complete).
-        valid = len(values) == len(daily_means) + 1
+        values.update({n: row[n] for n in ("o3", "o3_8h") if row[n] is not None})
+        # A day counts when every pollutant has a valid daily value (the AQI must be complete), O3 1 h included.
+        valid = len(values) == len(daily_means) + 2
         day: dict[str, Any] = {"date": row["day"].isoformat(), "valid": valid,
                                **{k: None if v is None else round(v, 3) for k, v in values.items()}}
         if valid:
@@ -123,9 +163,12 @@ def recompute_air(query: ReadingsQuery, registry: Registry, since: datetime, unt
         s["good_day_ratio"] = None if ratio is None else round(ratio, 4)
     valid_days = sum(s["valid_days"] for s in stations.values())
     good_days = sum(s["good_days"] for s in stations.values())
+    district = _district_days(daily, registry)
+    ratio = good_day_ratio([(date.fromisoformat(d["date"]), d.get("aqi")) for d in district]).value
     return {"since": since.isoformat(), "until": until.isoformat(), "stations": list(stations.values()),
+            "district_days": district, "good_day_ratio": None if ratio is None else round(ratio, 4),
             "valid_station_days": valid_days, "good_station_days": good_days,
-            "good_day_ratio": round(good_days / valid_days, 4) if valid_days else None}
+            "good_station_day_ratio": round(good_days / valid_days, 4) if valid_days else None}
 
 
 def parse_day_or_time(text: str) -> datetime:

@@ -78,3 +78,27 @@ def test_cli_recompute_reads_the_embedded_store(tmp_path: Any, registry: Registr
     assert result.exit_code == 0, result.output
     data = json.loads(result.output[result.output.index("{"):])
     assert data["stations"][0]["device_id"] == "aq-001" and data["good_day_ratio"] == 1.0
+
+
+def test_o3_daily_max_1h_is_part_of_the_daily_aqi(registry: Registry) -> None:
+    # O3 130 µg/m³ every hour but 250 at 14:00: the daily max 8 h is (7 × 130 + 250) / 8 = 145 (IAQI 88 on the
+    # 2026 8 h column 100–160), but the max 1 h 250 rates 100 + 50/100 × 50 = 125: 轻度污染, not a good day.
+    data = [r for h in range(24) for r in rows("aq-001", DAY0, range(h, h + 1), 46,
+                                                 **{**CALM, "o3": 250.0 if h == 14 else 130.0})]
+    result = recompute_air(lambda **_: data, registry, DAY0, DAY0 + timedelta(days=1))
+    (day,) = result["stations"][0]["days"]
+    assert day["o3"] == 250.0 and day["o3_8h"] == pytest.approx(145.0)
+    assert day["aqi"] == 125 and day["primary_pollutants"] == ["o3"]
+    assert result["good_day_ratio"] == 0.0
+
+
+def test_good_day_ratio_counts_district_days_not_station_days(registry: Registry) -> None:
+    # Two evaluation stations on one day: PM2.5 20 (good) and 120 (AQI 148). Pooled, half the station-days are
+    # good; the district's PM2.5 is their mean 70 → 100 + 50/55 × 10 = 109.1 → 110: no good district day.
+    stations = [d.id for d in registry.by_domain("air") if d.evaluation_station][:2]
+    data = rows(stations[0], DAY0, range(24), 46, **CALM) + rows(stations[1], DAY0, range(24), 46,
+                                                                 **{**CALM, "pm25": 120.0})
+    result = recompute_air(lambda **_: data, registry, DAY0, DAY0 + timedelta(days=1))
+    assert result["good_station_day_ratio"] == 0.5
+    (district,) = result["district_days"]
+    assert district["aqi"] == 110 and result["good_day_ratio"] == 0.0

@@ -13,6 +13,7 @@ from gulou.rules.alerts import Signal
 # The district as the place of a target alert (鼓楼区人民政府, 鼓屏路; the street field reads 全区).
 DISTRICT_SITE = Site.model_construct(id="district", kind="district", name="鼓楼区", street="全区",
                                      lat=26.0868, lon=119.2980)
+Status = Literal["on_track", "at_risk", "missed", "no_data"]
 STATUS_WORDS: dict[str, str] = {"on_track": "进度正常", "at_risk": "存在风险", "missed": "未完成", "no_data": "无数据"}
 
 
@@ -23,7 +24,7 @@ class TargetVerdict:
     id: str
     name: str
     year: int
-    status: Literal["on_track", "at_risk", "missed", "no_data"]
+    status: Status
     kind: Literal["min", "max"]
     actual: float | None
     target: float

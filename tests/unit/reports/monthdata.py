@@ -53,7 +53,7 @@ def registry_doc() -> dict[str, list[dict[str, Any]]]:
         _site("bldg-t1", "building", "测试楼一", "南街街道", storeys=6, structure_type="concrete", grade="C"),
         _site("bldg-t2", "building", "测试楼二", "南街街道", storeys=2, structure_type="masonry", grade="B"),
     ]
-    devices = [
+    devices: list[dict[str, Any]] = [
         *({"id": d, "type": "air_station", "site": f"air-{d[-1]}", "name": f"微站{d[-1]}"} for d in STATIONS),
         {"id": "wq-r1", "type": "water_station", "site": "baima-t1", "name": "白马河站", "interval_s": 3600},
         {"id": "wq-r2", "type": "water_station", "site": "dongxi-t1", "name": "东西河站", "interval_s": 3600},

@@ -43,7 +43,7 @@ from gulou.rules.model import (
     site_target_class,
 )
 from gulou.rules.standards import tilt_limit
-from gulou.rules.targets import TargetVerdict
+from gulou.rules.targets import Status, TargetVerdict
 
 RULES = load_rules()
 REGISTRY = load_registry()
@@ -491,8 +491,10 @@ def test_target_rule_edges(rule_id: str) -> None:
         engine = Engine([rule], REGISTRY)
         verdict = TargetVerdict(target, target, 2026, "no_data", "min", None, 0.95)
         assert engine.judge_targets([verdict], T0) == []
-        for day, status, event in ((1, "at_risk", "firing"), (2, "missed", None), (3, "no_data", None),
-                                   (4, "on_track", "resolved"), (5, "missed", "firing")):
+        steps: list[tuple[int, Status, str | None]] = [(1, "at_risk", "firing"), (2, "missed", None),
+                                                       (3, "no_data", None), (4, "on_track", "resolved"),
+                                                       (5, "missed", "firing")]
+        for day, status, event in steps:
             out = engine.judge_targets([replace(verdict, status=status)], T0 + timedelta(days=day))
             assert [t.event for t in out] == ([event] if event else []), f"{rule.id} {target} {status}"
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from gulou.app.broker import BrokerLease, broker_for
@@ -14,6 +15,8 @@ from gulou.app.ingest import IngestOptions, build_collector, default_client_id
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Registry
 from gulou.ingest.collector import Collector
+from gulou.ops.metrics import OpsServer
+from gulou.ops.service import Endpoint
 from gulou.rules.alert_store import AlertStore
 from gulou.rules.model import load_rules
 from gulou.rules.service import RulesService
@@ -54,6 +57,7 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
     loop = asyncio.get_running_loop()
     rules: RulesService | None = None
     collector: Collector | None = None
+    ops: OpsServer | None = None
     if settings.hj212.address() is not None:
         station_book(settings, registry)  # a station without its password stops us before anything starts
     try:
@@ -79,6 +83,13 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
         if not await asyncio.to_thread(collector.source.wait_connected, 15):
             raise ConnectionError(f"collector could not connect to {address.host}:{address.port}")
         pipeline = Pipeline(address, embedded, collector, rules)
+        if settings.ops.listen:
+            # /metrics and /healthz: the collector's reports in the store, the rules engine fed by it.
+            endpoint = Endpoint().add_store_collectors(Path(settings.store), options.client_id)
+            if rules is not None:
+                source = collector.source
+                endpoint.add_rules(rules.stats, lambda: source.connected)
+            ops = endpoint.serve(settings.ops.listen)
         async with asyncio.TaskGroup() as group:
             if rules is not None:
                 group.create_task(rules.run(), name="rules")
@@ -105,6 +116,8 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
                 rules.stop()
         return pipeline
     finally:
+        if ops is not None:
+            ops.stop()
         if collector is not None and collector.alive:
             await asyncio.to_thread(collector.stop)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,78 @@ def test_the_store_writes_each_increment_once(store: EmbeddedStore) -> None:
     assert letters(store) == [(5, "t", b"\xff", "bad_topic", None, None)]
     assert counts(store)[(RECV_HOUR, "", "", "rejected", "bad_topic")] == 1
 
+
+
+def sourced(store: EmbeddedStore) -> dict[tuple[str, str, str, str], int]:
+    """The counts table summed as {(device, outcome, reason, source): n}."""
+    rows = store._query("SELECT device_id, outcome, reason, source, SUM(n) FROM counts"
+                        " GROUP BY device_id, outcome, reason, source")
+    return {(d, o, r, s): n for d, o, r, s, n in rows}
+
+
+def test_mqtt_messages_are_booked_under_their_source(registry: Registry, store: EmbeddedStore) -> None:
+    collector = Collector(MemorySource(), registry, store)
+    collector._process(mixed_batch(registry))
+    a = air(registry).id
+    assert sourced(store) == {
+        (a, "received", "", "mqtt"): 3, (a, "stored", "", "mqtt"): 2, (a, "rejected", "malformed_json", "mqtt"): 1,
+        ("ghost", "received", "", "mqtt"): 1, ("ghost", "rejected", "unknown_device", "mqtt"): 1,
+    }
+
+
+def test_an_oversized_payload_keeps_its_first_bytes(registry: Registry, store: EmbeddedStore) -> None:
+    from gulou.ingest.collector import CollectorConfig
+
+    collector = Collector(MemorySource(), registry, store, config=CollectorConfig(max_payload_bytes=100,
+                                                                                   keep_bytes=10))
+    a = air(registry).id
+    big = json.dumps({"ts": OBSERVED_MS, "pm25": 1.0, "pad": "x" * 200}).encode()
+    fits = json.dumps({"ts": OBSERVED_MS, "pm25": 1.0}).encode()
+    assert collector._process([delivery(f"gulou/air/{a}/telemetry", big, 1),
+                               delivery(f"gulou/air/{a}/telemetry", fits, 2)])
+    [letter] = letters(store)
+    assert letter[1:] == (f"gulou/air/{a}/telemetry", big[:10], "payload_too_large", a, "air")
+    assert sourced(store)[(a, "rejected", "payload_too_large", "mqtt")] == 1
+    assert sourced(store)[(a, "stored", "", "mqtt")] == 1 and collector.totals.rejected == 1
+
+
+def test_station_dead_letters_are_booked_under_the_station(registry: Registry, store: EmbeddedStore) -> None:
+    import base64
+
+    from gulou.devices.contract import STATION_DEADLETTERS
+
+    station = registry.station("350102B00000000000000001")
+    assert station is not None
+    raw = b"##0101QN=20260501102030000;ST=21;CN=2011;PW=123456;MN=350102B00000000000000001;Flag=5;CP=&&&&1C80\r\n"
+    received = "2026-05-01T10:20:31+08:00"
+    envelope = {"source": "hj212", "received": received, "peer": "10.0.0.7:5000", "mn": "350102B00000000000000001",
+                "reason": "bad_crc", "detail": "CRC 1C80 does not match", "raw_b64": base64.b64encode(raw).decode()}
+    unreadable = b'{"source": "hj212"}'
+    collector = Collector(MemorySource(), registry, store)
+    assert collector._process([delivery(STATION_DEADLETTERS, envelope, 1),
+                               delivery(STATION_DEADLETTERS, unreadable, 2)])
+    received_ms = int(datetime.fromisoformat(received).timestamp() * 1000)
+    rows = letters(store)
+    assert rows[0] == (received_ms, STATION_DEADLETTERS, raw, "bad_crc", station.id, station.domain)
+    assert rows[1][1:] == (STATION_DEADLETTERS, unreadable, "bad_envelope", None, None)
+    books = sourced(store)
+    assert books[(station.id, "received", "", "hj212")] == books[(station.id, "rejected", "bad_crc", "hj212")] == 1
+    assert books[("", "rejected", "bad_envelope", "hj212")] == 1
+    hour = received_ms - received_ms % HOUR_MS
+    assert counts(store)[(hour, station.id, station.domain, "rejected", "bad_crc")] == 1
+    assert collector.totals.rejected == 2 and collector.totals.by_reason == {"bad_crc": 1, "bad_envelope": 1}
+
+
+def test_a_full_spool_books_nothing_and_acks_nothing(registry: Registry, store: EmbeddedStore,
+                                                     tmp_path: Path) -> None:
+    sink = SwitchableSink()
+    sink.state = "down"
+    source = MemorySource()
+    writer = DurableWriter(sink, Spool(tmp_path / "spool", 1), retry_initial_s=0)
+    collector = Collector(source, registry, store, writer=writer)
+    assert collector._process(mixed_batch(registry)) is False
+    assert counts(store) == {} and letters(store) == [] and source.acked == []
+    assert collector.spool_full is not None and collector.totals.received == 0
+    sink.state = "up"
+    assert collector._process(mixed_batch(registry)) is True
+    assert collector.spool_full is None and source.acked == [1, 2, 3, 4]

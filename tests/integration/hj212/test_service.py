@@ -62,8 +62,9 @@ def test_gateway_and_collector_processes_store_periods_flags_and_dead_letters(
     log = follow_log(gateway)
     try:
         wait_for(lambda: store.exists() and "it-hj212-svc" in accounted(store)["collectors"], 60, "collector up")
-        found = wait_for(lambda: re.search(r"listening on 127\.0\.0\.1:(\d+) for 9 stations", log.text()), 60,
-                         "the gateway listening")
+        listening = re.compile(r"listening on 127\.0\.0\.1:(\d+) for 9 stations")
+        found = wait_for(lambda: listening.search(log.text()), 60, "the gateway listening")
+        assert found is not None
         hour = datetime.now(CHINA_TZ).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         hourly = _packet("2061", hour, "a34004-Avg=41.5,a34004-Flag=N;a21026-Avg=9,a21026-Flag=C", qn="1")
         real_time = _packet("2011", hour, "a34004-Rtd=38.0,a34004-Flag=N;a21026-Rtd=8,a21026-Flag=C", qn="2")

@@ -57,7 +57,8 @@ Reason = Literal[
 Kind = Literal["telemetry", "status"]
 
 
-@dataclass(frozen=True)
+# Slots on the records made per message (topic, reading): smaller, and quicker to build.
+@dataclass(frozen=True, slots=True)
 class Topic:
     """A parsed contract topic."""
 
@@ -66,7 +67,7 @@ class Topic:
     kind: Kind
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """A validated telemetry message.
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from gulou.settings import Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per message: slots keep it small and quick to build
 class Delivery:
     """One message from a source, not yet acknowledged to it."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import aiomqtt
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf, SecretStr
 
 from gulou.backoff import Backoff
 from gulou.devices.base import DOMAINS
@@ -50,7 +50,8 @@ class SimConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    registry: Registry
+    # Checked as an instance: its devices are frozen dataclasses validated when the registry was loaded.
+    registry: InstanceOf[Registry]
     scenario: Scenario = Field(default_factory=lambda: Scenario(name="quiet"))
     seed: int = 0
     start: datetime | None = None

@@ -138,3 +138,23 @@ def run_bus_rules(settings: Settings, registry: Registry, rule_set: Sequence[Any
                  rules_worker.evaluated, rules_worker.sent, rules_worker.suppressed)
 
     _until_signalled(bus, work)
+
+
+def read_bus_stats(settings: Settings) -> dict[str, object]:
+    """The stream's fill against its limits and each group's backlog, for ``gulou stats``."""
+    bus = _networked_bus(settings)
+
+    async def read() -> dict[str, object]:
+        try:
+            await bus.start()
+            stats = await bus.stats()
+        except BusError as exc:
+            raise IngestError(f"bus: {exc}") from None
+        finally:
+            await bus.close()
+        return {"kind": stats.kind, "messages": stats.messages, "bytes": stats.bytes, "max_bytes": stats.max_bytes,
+                "fill_ratio": round(stats.bytes / stats.max_bytes, 4) if stats.max_bytes else None,
+                "max_age_s": stats.max_age_s, "partitions": stats.partitions, "replicas": stats.replicas,
+                "groups": {name: {"pending": g.pending, "unacked": g.unacked} for name, g in stats.groups.items()}}
+
+    return asyncio.run(read())

@@ -247,29 +247,22 @@ class JetStreamBus(Bus):
         todo = list(batch)
         stored = duplicates = 0
         while todo:
-            futures: list[asyncio.Future[bool]] = []
-            for env in todo:
-                try:
-                    futures.append(await self._publisher.send(self.subject(env), env.body, env.msg_id))
-                except (*TRANSIENT, nats.errors.Error) as exc:
-                    failed_now: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-                    failed_now.set_exception(exc)
-                    futures.append(failed_now)
+            name, flight = await self._publisher.send([(self.subject(e), e.body, e.msg_id) for e in todo])
             wait = max(0.05, min(self.attempt_timeout_s, deadline - time.monotonic()))
-            await asyncio.wait(futures, timeout=wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(flight.done.wait(), wait)
+            self._publisher.forget(name)  # a late ack is ignored: the retry carries the same id
             again: list[Envelope] = []
-            errors: list[BaseException] = []
-            for env, fut in zip(todo, futures, strict=True):
-                if not fut.done():
-                    fut.cancel()  # the retry carries the same id, so a late store is de-duplicated
+            errors: list[Exception] = []
+            for env, outcome in zip(todo, flight.outcomes, strict=True):
+                if outcome is None or isinstance(outcome, Exception):
                     again.append(env)
-                elif fut.cancelled() or fut.exception() is not None:
-                    errors.append(fut.exception() or asyncio.CancelledError())
-                    again.append(env)
-                elif fut.result():
-                    duplicates += 1
-                else:
+                    if outcome is not None:
+                        errors.append(outcome)
+                elif outcome:
                     stored += 1
+                else:
+                    duplicates += 1
             todo = again
             if todo:
                 full = any(isinstance(e, StreamRefused) and e.full for e in errors)

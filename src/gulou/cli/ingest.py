@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from gulou.app.bus import run_bus_ingest
+from gulou.app.bus import read_bus_stats, run_bus_ingest
 from gulou.app.ingest import IngestError, IngestOptions, IngestUsageError, default_client_id, run_ingest
 from gulou.cli.common import (
     beijing_text,
@@ -68,12 +68,18 @@ def ingest(broker: str | None, store: Path | None, registry: Path | None, client
 
 @click.command()
 @store_option
+@bus_option
 @json_option
-def stats(store: Path | None, as_json: bool) -> None:
+def stats(store: Path | None, bus: str | None, as_json: bool) -> None:
     """Totals received/stored/rejected/spooled, per domain, reason and device, plus collector health."""
-    settings = load_settings(store=store)
+    settings = load_settings(store=store, bus_url=bus)
     with closing(read_store(settings)) as db:
         data = db.stats()
+    if settings.bus.urls():
+        try:
+            data["bus"] = read_bus_stats(settings)
+        except IngestError as exc:
+            raise click.ClickException(str(exc)) from None
     if as_json:
         echo_json(data)
         return
@@ -89,6 +95,10 @@ def stats(store: Path | None, as_json: bool) -> None:
         click.echo(f"  rejected {reason:<18} {n}")
     for cid, health in sorted(data.get("collectors", {}).items()):
         click.echo(f"  collector {cid}: {health}")
+    if "bus" in data:
+        b = data["bus"]
+        click.echo(f"  bus: {b['messages']} messages, {b['bytes']} of {b['max_bytes']} bytes, {b['partitions']} "
+                   f"partitions, R{b['replicas']}; backlog {b['groups']}")
 
 
 def _parse_time(value: str | None) -> int | None:

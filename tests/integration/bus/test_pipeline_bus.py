@@ -115,6 +115,11 @@ def test_every_reading_stored_once_through_a_leader_and_a_collector_sigkill(
     assert stats["stored"] == len(valid) and stats["rejected"] == TOTAL - len(valid), stats
     keys = reading_keys(store)
     assert len(keys) == len(valid), "every valid reading stored, exactly once"
+    # gulou stats shows the stream beside the accounting: emptied by the sinks, replicated three times.
+    shown = json.loads(subprocess.run([sys.executable, "-m", "gulou", "stats", "--bus", cluster.bus_url, "--store",
+                                       str(store), "--json"], check=True, capture_output=True).stdout)
+    assert shown["received"] == TOTAL and shown["bus"]["replicas"] == 3, shown["bus"]
+    assert shown["bus"]["groups"]["sink"] == {"pending": 0, "unacked": 0}, shown["bus"]
 
 
 def _stream_leader(cluster: NatsCluster) -> str:

@@ -25,8 +25,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gulou.bus.base import Topology
 from gulou.bus.codec import envelope
 from gulou.bus.jetstream import JetStreamBus
+from gulou.bus.lease import parse_partition_key, preferred_owner, worker_key
 from gulou.bus.partition import Partitioner
-from gulou.bus.rules_worker import to_item, transition_id
+from gulou.bus.rules_worker import GROUP, to_item, transition_id
 from gulou.devices.registry import Registry
 from gulou.rules.alerts import AlertTransition
 from gulou.rules.engine import Engine
@@ -103,6 +104,23 @@ def start_worker(cluster: NatsCluster, mosquitto: Mosquitto, store: Path) -> sub
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def balanced(cluster: NatsCluster, members: int) -> dict[int, str] | None:
+    """Partition -> owner once ``members`` workers are alive and each partition has its preferred owner."""
+    async def read() -> tuple[set[str], dict[int, str]]:
+        bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
+        await bus.start()
+        alive = set((await bus.leases.holders(worker_key(GROUP, ""))).values())
+        held = {p: owner for name, owner in (await bus.leases.holders(f"{GROUP}.p")).items()
+                if (p := parse_partition_key(GROUP, name)) is not None}
+        await bus.close()
+        return alive, held
+
+    alive, held = asyncio.run(read())
+    if len(alive) != members or any(held.get(p) != preferred_owner(p, alive) for p in range(PARTITIONS)):
+        return None
+    return held
+
+
 @pytest.fixture
 def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
     """Worker processes a test started; those still running at the end are stopped."""
@@ -142,15 +160,17 @@ def test_scaled_and_killed_workers_send_each_transition_once(
         wait_for(lambda: arrived(0), 120, "the first chunk's transitions from one worker")
 
         workers.extend(start_worker(cluster, own_mosquitto, tmp_path / f"alerts-{n}.db") for n in (1, 2))
-        logs = [follow_log(w) for w in workers[1:]]
-        # Scaled to three: the newcomers take their partitions before the next chunk arrives.
-        wait_for(lambda: all(log.count("resumed at sequence") for log in logs), 120, "partitions to move")
+        for w in workers[1:]:
+            follow_log(w)
+        # Scaled to three: every partition with the worker rendezvous hashing gives it, before the next chunk.
+        held = wait_for(lambda: balanced(cluster, 3), 120, "the partitions spread over three workers")
         asyncio.run(publish(1))
         wait_for(lambda: arrived(1), 120, "the second chunk's transitions from three workers")
 
-        # Down to two, the hard way: one worker dies mid-incident, its partitions are taken over.
-        workers[1].send_signal(signal.SIGKILL)
-        workers[1].wait(10)
+        # Down to two, the hard way: a worker that owns partitions dies mid-incident; they are taken over.
+        victim = next(w for w in reversed(workers) if any(owner.endswith(f"-{w.pid}") for owner in held.values()))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
         asyncio.run(publish(2))
         asyncio.run(publish(3))
         wait_for(lambda: arrived(3), 180, "every transition after the takeover")

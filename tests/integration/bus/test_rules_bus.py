@@ -163,7 +163,8 @@ def test_scaled_and_killed_workers_send_each_transition_once(
         for w in workers[1:]:
             follow_log(w)
         # Scaled to three: every partition with the worker rendezvous hashing gives it, before the next chunk.
-        held = wait_for(lambda: balanced(cluster, 3), 120, "the partitions spread over three workers")
+        placed = wait_for(lambda: balanced(cluster, 3), 120, "the partitions spread over three workers")
+        held = placed or {}
         asyncio.run(publish(1))
         wait_for(lambda: arrived(1), 120, "the second chunk's transitions from three workers")
 

@@ -38,7 +38,8 @@ def test_settings_and_options_shape_the_link(tmp_path: Path) -> None:
     assert (source.broker.host, source.broker.port, source.broker.tls) == ("broker.example", 8884, True)
     c = source.config
     assert (c.username, c.password, c.mqtt5, c.receive_maximum) == ("gulou-ingest", "s3cret", True, 500)
-    assert source._filters() == ["$share/grp/gulou/+/+/telemetry", "$share/grp/gulou/+/+/status"]
+    assert source._filters() == ["$share/grp/gulou/+/+/telemetry", "$share/grp/gulou/+/+/status",
+                                 "$share/grp/gulou/deadletters/hj212"]
     assert not source.connected and not source.stalled and source.reconnects == 0
     assert source.last_message_at is None
 
@@ -47,7 +48,7 @@ def test_protocol_and_plain_subscription() -> None:
     options = SourceOptions(client_id="c-2", share_group=None, protocol="3.1.1")
     source = MqttSource.from_settings(Settings(broker="mqtt://127.0.0.1:1883"), options)
     assert source is not None and source.config.mqtt5 is False
-    assert source._filters() == ["gulou/+/+/telemetry", "gulou/+/+/status"]
+    assert source._filters() == ["gulou/+/+/telemetry", "gulou/+/+/status", "gulou/deadletters/hj212"]
     with pytest.raises(ValueError, match="MQTT protocol '4'"):
         MqttSource.from_settings(Settings(broker="mqtt://127.0.0.1:1883"), SourceOptions("c", None, protocol="4"))
 

@@ -15,6 +15,8 @@ from gulou.settings import Settings
 WORKFLOW_FIELDS = ("status", "acked_by", "acked_at", "ack_note", "assignee", "assignee_kind", "assigned_by",
                    "assigned_at", "escalation_level", "escalated_at", "closed_by", "closed_at", "close_note",
                    "silence_id", "work_order_id", "work_order_status", "version")
+# Engine fields the workflow does not keep (left empty for alerts only the workflow recorded).
+ENGINE_ONLY = ("key", "lat", "lon", "notified_at", "updates")
 by_option = click.option("--by", "operator", default=None, metavar="NAME",
                          help="Who acts (recorded in the history; default: your login name).")
 note_option = click.option("--note", default=None, help="A note for the history.")
@@ -26,26 +28,34 @@ def _workflow(settings: Settings, migrate: bool) -> Any:
     return WorkflowStore(settings.workflow.url(settings.store), migrate=migrate)
 
 
-def _merged(settings: Settings, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _merged(settings: Settings, rows: list[dict[str, Any]], active: bool, limit: int | None) -> list[dict[str, Any]]:
+    """The engine's alert rows with the workflow's fields, plus alerts only the workflow recorded, newest first."""
     import sqlalchemy as sa
+
+    from gulou.workflow.store import AlertFilter
 
     try:
         wf = _workflow(settings, migrate=False)
     except sa.exc.SQLAlchemyError:
         return rows
     try:
-        records = wf.by_alert_ids([str(r["alert_id"]) for r in rows])
+        records = {r.alert_id: r for r in wf.alerts(AlertFilter(condition="firing" if active else None),
+                                                    limit=limit or 1_000_000)}
     except sa.exc.SQLAlchemyError:  # a store from before the workflow: no such tables
         records = {}
     finally:
         wf.close()
     out = []
     for row in rows:
-        record = records.get(str(row["alert_id"]))
+        record = records.pop(str(row["alert_id"]), None)
         extra = record.model_dump(mode="json", include={"id", *WORKFLOW_FIELDS}) if record else \
             {"id": None, **dict.fromkeys(WORKFLOW_FIELDS)}
         out.append({**row, **extra})
-    return out
+    for record in records.values():  # the workflow saw it, the engine's table did not (yet)
+        data = record.model_dump(mode="json")
+        out.append({**dict.fromkeys(ENGINE_ONLY), **data, "state": record.condition, "source": record.standard})
+    out.sort(key=lambda r: (_parse(str(r["first_seen"])), str(r["alert_id"])), reverse=True)
+    return out[:limit] if limit else out
 
 
 @click.group("alerts", invoke_without_command=True)
@@ -72,7 +82,7 @@ def alerts(ctx: click.Context, active: bool, open_only: bool, limit: int | None,
         rows = db.alerts(active_only=active, limit=limit)
     finally:
         db.close()
-    rows = _merged(settings, rows)
+    rows = _merged(settings, rows, active, limit)
     if open_only:
         rows = [r for r in rows if r.get("status") != "closed"]
     if as_json:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +18,7 @@ from fastapi import FastAPI
 
 from gulou.workflow.store import WorkflowStore
 from tests.integration.api.conftest import bearer
-from tests.servers import free_port
+from tests.servers import free_port, wait_for_port
 from tests.workflow_data import T0, payload
 
 pytestmark = pytest.mark.integration
@@ -61,3 +65,29 @@ def test_openapi_and_docs_are_served(base_url: str) -> None:
     assert spec["info"]["title"] == "Gulou alert workflow"
     assert httpx.get(f"{base_url}/docs").status_code == 200
     assert httpx.get(f"{base_url}/alerts").status_code == 401
+
+
+def test_gulou_serve_answers_with_the_tokens_file(tmp_path: Path, tokens_file: Path) -> None:
+    port = free_port()
+    store = tmp_path / "serve.db"
+    env = {**os.environ, "GULOU_API__TOKENS_FILE": str(tokens_file), "GULOU_STORE": str(store),
+           "GULOU_LOG_LEVEL": "WARNING"}
+    env.pop("GULOU_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "gulou", "serve", "--listen", f"127.0.0.1:{port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, timeout=60, proc=proc)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/alerts").status_code == 401
+        created = httpx.post(f"{base}/silences", headers=bearer("李四"), json={
+            "site": "baima-02", "starts_at": "2026-05-06T13:00:00+08:00", "ends_at": "2026-05-06T17:00:00+08:00",
+            "reason": "浮标校准"})
+        assert created.status_code == 201 and created.json()["created_by"] == "李四"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    missing = subprocess.run([sys.executable, "-m", "gulou", "serve", "--listen", f"127.0.0.1:{free_port()}"],
+                             env={k: v for k, v in env.items() if k != "GULOU_API__TOKENS_FILE"},
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "GULOU_API__TOKENS_FILE" in missing.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,11 +105,3 @@ def robot_server(kind: str, per_window: int = 20, window_s: float = 60.0) -> Ite
         server.server_close()
         thread.join(10)
 
-
-def wait_for(condition: Callable[[], bool], timeout: float, message: str) -> None:
-    """Poll until ``condition()`` holds, or fail with ``message`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} (waited {timeout} s)")
-        time.sleep(0.05)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from gulou.workflow.senders import DingTalkSender, WeComSender
 from gulou.workflow.service import WorkflowService
 from gulou.workflow.store import AlertFilter, WorkflowStore
 from tests.robots import robot_server
+from tests.waiting import wait_for_async
 
 pytestmark = pytest.mark.integration
 ROUTES = """
@@ -33,13 +32,6 @@ routes:
 - {name: city, match: {domain: [parking, waste]}, channels: [wecom]}
 default: {name: default, channels: [dingtalk]}
 """
-
-
-async def until(condition: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{message} (waited {timeout} s)"
-        await asyncio.sleep(0.05)
 
 
 def test_engine_transitions_become_workflow_alerts_and_grouped_messages(registry: Registry, tmp_path: Path) -> None:
@@ -62,8 +54,8 @@ def test_engine_transitions_become_workflow_alerts_and_grouped_messages(registry
                 rules.offer(Reading(lot, now, None, {"total_spots": total, "occupied_spots": total}))
             rules.offer(Reading(bin_, now, None, {"fill_level": 0.3, "weight": 40.0, "temperature": 75.0,
                                                   "lid_open": False, "nh3": 0.2, "h2s": 0.01}))
-            await until(lambda: len(store.alerts(limit=1000)) >= 2 * len(lots) + 1, 30, "alerts recorded")
-            await until(lambda: not store.outbox.counts(), 30, "the outbox drained")
+            await wait_for_async(lambda: len(store.alerts(limit=1000)) >= 2 * len(lots) + 1, 30, "alerts recorded")
+            await wait_for_async(lambda: not store.outbox.counts(), 30, "the outbox drained")
             rules.stop()
             await runner
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from gulou.workflow.senders import DingTalkSender, WeComSender
 from gulou.workflow.service import WorkflowService
 from gulou.workflow.store import WorkflowStore
 from tests.robots import robot_server
+from tests.waiting import wait_for_async
 from tests.workflow_data import payload
 
 pytestmark = pytest.mark.integration
@@ -31,13 +30,6 @@ routes:
 - {name: city, match: {domain: [parking, waste], severity: [informational, low]}, channels: [wecom]}
 default: {name: default, channels: [dingtalk]}
 """
-
-
-async def until(condition: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{message} (waited {timeout} s)"
-        await asyncio.sleep(0.05)
 
 
 def test_flood_reaches_both_robots_within_their_limit_and_nothing_is_lost(tmp_path: Path) -> None:
@@ -61,7 +53,7 @@ def test_flood_reaches_both_robots_within_their_limit_and_nothing_is_lost(tmp_pa
             for n in range(3):
                 service.on_transition(payload(device=f"bin-{n}", rule="waste-bin-fire-temperature",
                                               severity="critical", domain="waste", first_seen=now))
-            await until(lambda: not store.outbox.counts(), 90, "the outbox did not drain")
+            await wait_for_async(lambda: not store.outbox.counts(), 90, "the outbox did not drain")
             runner.cancel()
 
         asyncio.run(scenario())

@@ -14,8 +14,9 @@ from gulou.backoff import Backoff
 from gulou.bus.base import Bus, BusError, Envelope
 from gulou.bus.codec import envelope
 from gulou.bus.partition import Partitioner
-from gulou.devices.contract import Decoder, Reading, Rejection
+from gulou.devices.contract import STATION_DEADLETTERS, Decoder, Reading, Rejection
 from gulou.devices.registry import Registry
+from gulou.hj212.letters import station_letter
 from gulou.sources.base import Delivery, Source
 from gulou.tsdb.records import DeadLetter, Point, StatusEvent
 
@@ -54,6 +55,12 @@ class BusBridge:
         """One message to publish per delivery: the validated record, or the dead letter with its reason."""
         out: list[Envelope] = []
         for m in messages:
+            if m.topic == STATION_DEADLETTERS:  # a packet the HJ 212 gateway refused, kept byte-exact
+                letter = station_letter(m.payload, int(m.received * 1000), self.decoder.registry)
+                self.totals.by_reason[letter.reason] += 1
+                self.totals.rejected += 1
+                out.append(envelope(letter, None))
+                continue
             result = self.decoder.decode(m.topic, m.payload, now)
             if isinstance(result, Rejection):
                 self.totals.by_reason[result.reason] += 1

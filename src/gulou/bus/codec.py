@@ -14,7 +14,9 @@ Record = Point | StatusEvent | DeadLetter
 
 
 def reading_id(point: Point) -> str:
-    """A reading is identified by device and observation time: the store's idempotency key too."""
+    """A reading is identified by device, observation time and period: the store's idempotency key too."""
+    if point.period != "rtd":  # a station's hourly mean at 09:00 is not its real-time reading of 09:00
+        return f"r:{point.device_id}:{point.ts_ms}:{point.period}"
     return f"r:{point.device_id}:{point.ts_ms}"
 
 
@@ -37,13 +39,16 @@ def dead_id(letter: DeadLetter) -> str:
 def _dead_json(letter: DeadLetter) -> dict[str, Any]:
     return {"topic": letter.topic, "payload": base64.b64encode(letter.payload).decode("ascii"),
             "reason": letter.reason, "detail": letter.detail, "received_ms": letter.received_ms,
-            "device_id": letter.device_id, "domain": letter.domain}
+            "device_id": letter.device_id, "domain": letter.domain, "source": letter.source, "mn": letter.mn}
 
 
 def _point_json(p: Point) -> dict[str, Any]:
     # A literal rather than dataclasses.asdict: asdict deep-copies and costs most of a publish.
-    return {"device_id": p.device_id, "domain": p.domain, "type": p.type, "street": p.street, "site": p.site,
+    data = {"device_id": p.device_id, "domain": p.domain, "type": p.type, "street": p.street, "site": p.site,
             "ts_ms": p.ts_ms, "values": p.values, "seq": p.seq, "tags": p.tags}
+    if p.source != "mqtt":  # an HJ 212 station's reading: its period, flags, invalid values and back-fill mark
+        data.update(period=p.period, flags=p.flags, invalid=p.invalid, backfill=p.backfill, source=p.source)
+    return data
 
 
 def _status_json(s: StatusEvent) -> dict[str, Any]:

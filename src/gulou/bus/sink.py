@@ -26,7 +26,7 @@ from gulou.tsdb.writer import Sink, SinkError, SinkRejected
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 GROUP = "sink"
-Key = tuple[int, str, str, Outcome, str]
+Key = tuple[int, str, str, Outcome, str, str]  # hour, device, domain, outcome, reason, source
 
 
 @dataclass
@@ -46,13 +46,15 @@ def account(batch: Batch, dead: list[DeadLetter], outcome: Outcome = "stored") -
     records: list[Point | StatusEvent] = [*batch.points, *batch.statuses]
     for rec in records:
         hour = rec.ts_ms - rec.ts_ms % HOUR_MS
-        counts[(hour, rec.device_id, rec.domain, "received", "")] += 1
-        counts[(hour, rec.device_id, rec.domain, outcome, "")] += 1
+        source = getattr(rec, "source", "mqtt")
+        counts[(hour, rec.device_id, rec.domain, "received", "", source)] += 1
+        counts[(hour, rec.device_id, rec.domain, outcome, "", source)] += 1
     for d in dead:
         hour = d.received_ms - d.received_ms % HOUR_MS
-        counts[(hour, d.device_id or "", d.domain or "", "received", "")] += 1
-        counts[(hour, d.device_id or "", d.domain or "", "rejected", d.reason)] += 1
-    return [CountRow(h, dev, dom, out, reason, n) for (h, dev, dom, out, reason), n in counts.items()]
+        counts[(hour, d.device_id or "", d.domain or "", "received", "", d.source)] += 1
+        counts[(hour, d.device_id or "", d.domain or "", "rejected", d.reason, d.source)] += 1
+    return [CountRow(h, dev, dom, out, reason, n, source)
+            for (h, dev, dom, out, reason, source), n in counts.items()]
 
 
 class BusSink:

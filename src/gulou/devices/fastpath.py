@@ -9,6 +9,7 @@ goes through the model, which gives the rejection its reason and detail, so both
 from __future__ import annotations
 
 import functools
+import math
 import re
 from datetime import datetime
 from typing import Any
@@ -28,12 +29,14 @@ class FastPayload:
     """One device type's metric table: ``read`` returns (ts, seq, values) exactly as the model would, or None."""
 
     def __init__(self, dtype: DeviceType) -> None:
-        self.order = tuple(m.name for m in dtype.metrics)
-        # The same bounds payload_model gives pydantic (none for bool metrics).
-        self.checks: dict[str, tuple[MetricKind, float | None, float | None]] = {
-            m.name: (m.kind, None if m.kind == "bool" else m.minimum, None if m.kind == "bool" else m.maximum)
+        # Per metric in the model's field order: name, kind and the bounds payload_model gives pydantic (none
+        # for bool metrics; a missing bound is infinite, which compares the same as no check).
+        self.metrics: tuple[tuple[str, MetricKind, float, float], ...] = tuple(
+            (m.name, m.kind, -math.inf if m.minimum is None or m.kind == "bool" else m.minimum,
+             math.inf if m.maximum is None or m.kind == "bool" else m.maximum)
             for m in dtype.metrics
-        }
+        )
+        self.known = frozenset(m.name for m in dtype.metrics) | {"ts", "seq"}
 
     def read(self, payload: bytes) -> Found | None:
         """The payload's timestamp (as sent), seq and metric values in the model's field order; None if unsure."""
@@ -41,7 +44,8 @@ class FastPayload:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError:
             return None
-        if type(obj) is not dict:
+        # Any other key (a field the type does not define, an optional station field): the model decides.
+        if type(obj) is not dict or not obj.keys() <= self.known:
             return None
         ts: Any = obj.get("ts")
         if type(ts) is str and _RFC3339.match(ts):
@@ -54,29 +58,22 @@ class FastPayload:
         seq = obj.get("seq")
         if seq is not None and (type(seq) is not int or not 0 <= seq <= _SEQ_MAX):
             return None
-        checks = self.checks
-        for key, value in obj.items():
-            check = checks.get(key)
-            if check is None:
-                if key == "ts" or key == "seq":
-                    continue
-                return None  # a field the type does not define, or an optional station field: the model decides
+        values: dict[str, float | int | bool] = {}
+        for name, kind, low, high in self.metrics:
+            value = obj.get(name)
             if value is None:
                 continue
-            kind, low, high = check
             t = type(value)
             if kind == "float":
-                if t is not float and t is not int:
+                if t is int:
+                    value = float(value)
+                elif t is not float:
                     return None
             elif t is not (int if kind == "int" else bool):
                 return None
-            if (low is not None and value < low) or (high is not None and value > high):
+            if not low <= value <= high:
                 return None
-        values: dict[str, float | int | bool] = {}
-        for name in self.order:
-            value = obj.get(name)
-            if value is not None:
-                values[name] = float(value) if checks[name][0] == "float" else value
+            values[name] = value
         return (ts, seq, values) if values else None
 
 

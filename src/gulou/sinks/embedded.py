@@ -77,15 +77,50 @@ _MIGRATE_1_2 = (
     "ALTER TABLE deadletters ADD COLUMN mn TEXT",
 )
 
-_INSERT_READING = ("INSERT OR REPLACE INTO readings (device_id, ts_ms, domain, type, street, site, seq, tags, vals,"
-                   " period, flags, invalid, backfill) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_STATUS = ("INSERT OR REPLACE INTO statuses (device_id, ts_ms, domain, street, site, online, battery, rssi)"
-                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_DEADLETTER = ("INSERT INTO deadletters (received_ms, topic, payload, reason, detail, device_id, domain,"
-                      " source, mn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_UPSERT_COUNT = ("INSERT INTO counts (hour_ms, device_id, domain, outcome, reason, n, source)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hour_ms, device_id, domain, outcome, reason, source)"
-                 " DO UPDATE SET n = n + excluded.n")
+
+
+class _Insert:
+    """An INSERT run as multi-row VALUES statements: one SQLite call per up to 256 rows, not one per row.
+
+    ``executemany`` steps once per row and releases the GIL at each step; a collector's batch is about 1000
+    readings and 2000 count rows, and at every release its network thread may take the GIL for a while. Rows
+    go in order, so duplicates replace (or add up) exactly as one by one; statements of 256, 128, … 1 rows keep
+    SQLite's statement cache to a few entries per table.
+    """
+
+    MAX_ROWS = 256
+
+    def __init__(self, head: str, width: int, tail: str = "") -> None:
+        self.head, self.width, self.tail = head, width, tail
+        self._sql: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        """The statement for ``rows`` rows."""
+        text = self._sql.get(rows)
+        if text is None:
+            one = "(" + ", ".join("?" * self.width) + ")"
+            text = self._sql[rows] = f"{self.head} VALUES {', '.join([one] * rows)}{self.tail}"
+        return text
+
+    def run(self, db: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (each ``width`` values, in column order) in the current transaction."""
+        size, pos, total = self.MAX_ROWS, 0, len(rows)
+        while pos < total:
+            while size > total - pos:
+                size //= 2
+            db.execute(self.sql(size), [value for row in rows[pos:pos + size] for value in row])
+            pos += size
+
+
+_INSERT_READING = _Insert("INSERT OR REPLACE INTO readings (device_id, ts_ms, domain, type, street, site, seq, tags,"
+                          " vals, period, flags, invalid, backfill)", 13)
+_INSERT_STATUS = _Insert("INSERT OR REPLACE INTO statuses (device_id, ts_ms, domain, street, site, online, battery,"
+                         " rssi)", 8)
+_INSERT_DEADLETTER = _Insert("INSERT INTO deadletters (received_ms, topic, payload, reason, detail, device_id, domain,"
+                             " source, mn)", 9)
+_UPSERT_COUNT = _Insert("INSERT INTO counts (hour_ms, device_id, domain, outcome, reason, n, source)", 7,
+                        " ON CONFLICT (hour_ms, device_id, domain, outcome, reason, source)"
+                        " DO UPDATE SET n = n + excluded.n")
 
 
 class CountRow(NamedTuple):
@@ -199,23 +234,23 @@ class EmbeddedStore(StoreQueries, Sink):
                 if batch is not None:
                     self._insert_batch(db, batch)
                 if deadletters:
-                    db.executemany(_INSERT_DEADLETTER, _deadletter_rows(deadletters))
+                    _INSERT_DEADLETTER.run(db, _deadletter_rows(deadletters))
                 if counts:
-                    db.executemany(_UPSERT_COUNT, _count_rows(counts))
+                    _UPSERT_COUNT.run(db, _count_rows(counts))
         except sqlite3.Error as exc:
             raise SinkError(f"embedded store {self.path}: {exc}") from exc
 
     @staticmethod
     def _insert_batch(db: sqlite3.Connection, batch: Batch) -> None:
         if batch.points:
-            db.executemany(_INSERT_READING, [
+            _INSERT_READING.run(db, [
                 (p.device_id, p.ts_ms, p.domain, p.type, p.street, p.site, p.seq,
                  dumps(p.tags) if p.tags else "", dumps(p.values), p.period, dumps(p.flags) if p.flags else "",
                  dumps(p.invalid) if p.invalid else "", int(p.backfill))
                 for p in batch.points
             ])
         if batch.statuses:
-            db.executemany(_INSERT_STATUS, [
+            _INSERT_STATUS.run(db, [
                 (s.device_id, s.ts_ms, s.domain, s.street, s.site, int(s.online), s.battery, s.rssi)
                 for s in batch.statuses
             ])

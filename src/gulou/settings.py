@@ -162,6 +162,8 @@ class BusSettings(Section):
     max_age_s: float = 7 * 86400.0
     lease_ttl_s: float = 10.0
     publish_timeout_s: float = 30.0
+    # Rules workers read the bus: their consumers hold every reading until they have evaluated it.
+    rules: bool = True
 
     def urls(self) -> list[str]:
         """The server URLs, or [] when no bus is configured."""

@@ -16,7 +16,7 @@ BUSES: dict[str, type[Bus]] = {
 
 def open_bus(settings: Settings, topology: Topology | None = None) -> Bus:
     """The configured bus (not started). Raises ValueError for a bus URL no implementation takes."""
-    wanted = topology or Topology(settings.bus.partitions)
+    wanted = topology or Topology(settings.bus.partitions, partitioned=("rules",) if settings.bus.rules else ())
     for kind in BUSES.values():
         bus = kind.from_settings(settings, wanted)
         if bus is not None:

@@ -140,6 +140,7 @@ class Collector:
         self.fatal: BaseException | None = None
         # Why the spool takes nothing now ("limit reached", "disk full"), None while it does; health shows it.
         self.spool_full: str | None = None
+        self.spool_refusals = 0  # attempts the full spool turned down (the log says it only every 30 s)
         self._throttle = Throttle(SPOOL_FULL_LOG_EVERY_S)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -249,6 +250,7 @@ class Collector:
                 outcome = self.writer.write(batch) if len(batch) else "stored"
             except SpoolFull as exc:
                 self.spool_full = exc.reason
+                self.spool_refusals += 1
                 self._throttle.log(log, logging.ERROR, "spool full", "spool full (%s, %s bytes): not acknowledging;"
                                    " the broker keeps the messages", exc.reason, self.writer.spool.bytes_used)
                 return False
@@ -358,7 +360,7 @@ class Collector:
             s = self.writer.spool
             spool = {"depth": s.depth, "points": s.points, "bytes": s.bytes_used, "max_bytes": s.max_bytes,
                      "fill_ratio": round(s.fill_ratio, 4), "full": self.spool_full is not None,
-                     "full_reason": self.spool_full}
+                     "full_reason": self.spool_full, "refusals": self.spool_refusals}
         last = self.source.last_message_at
         return {
             "collector": self.collector_id, "connected": self.source.connected, "stalled": self.source.stalled,

@@ -70,17 +70,21 @@ def run_bus_ingest(settings: Settings, options: IngestOptions) -> BridgeTotals:
     except ValueError as exc:
         raise IngestError(str(exc)) from None
 
+    # The local store keeps only this collector's health reports (for `gulou health ingest`).
+    store = EmbeddedStore.from_settings(settings)
+
     async def work(stop: asyncio.Event) -> BridgeTotals:
         bridge = BusBridge(source, registry, bus, batch_size=options.batch_size,
                            publish_timeout_s=settings.bus.publish_timeout_s,
-                           max_future=timedelta(seconds=settings.max_future_s))
+                           max_future=timedelta(seconds=settings.max_future_s), store=store)
         log.info("collector %s: MQTT %s -> bus %s (%d partitions)", options.client_id, settings.mqtt.url,
                  settings.bus.url, bus.partitions)
-        totals = await bridge.run(stop)
-        bridge.log_health()
-        return totals
+        return await bridge.run(stop)
 
-    return _until_signalled(bus, work)
+    try:
+        return _until_signalled(bus, work)
+    finally:
+        store.close()
 
 
 def run_sink(settings: Settings, batch_size: int = 1000) -> SinkTotals:

@@ -17,6 +17,7 @@ from gulou.bus.partition import Partitioner
 from gulou.devices.contract import STATION_DEADLETTERS, Decoder, Reading, Rejection
 from gulou.devices.registry import Registry
 from gulou.hj212.letters import station_letter
+from gulou.sinks.embedded import EmbeddedStore
 from gulou.sources.base import Delivery, Source
 from gulou.tsdb.records import DeadLetter, Point, StatusEvent
 
@@ -41,13 +42,15 @@ class BusBridge:
 
     def __init__(self, source: Source, registry: Registry, bus: Bus, *, batch_size: int = 1000,
                  batch_wait_s: float = 0.05, publish_timeout_s: float = 30.0,
-                 max_future: timedelta = timedelta(minutes=5), health_every_s: float = 30.0) -> None:
-        self.source, self.bus = source, bus
+                 max_future: timedelta = timedelta(minutes=5), health_every_s: float = 5.0,
+                 store: EmbeddedStore | None = None) -> None:
+        self.source, self.bus, self.store = source, bus, store
         self.decoder = Decoder(registry, max_future)
         self.partitioner = Partitioner(registry, bus.partitions)
         self.batch_size, self.batch_wait_s = batch_size, batch_wait_s
         self.publish_timeout_s, self.health_every_s = publish_timeout_s, health_every_s
         self.totals = BridgeTotals()
+        self._started = time.monotonic()
         # The source never hands out more than max_in_flight unacknowledged messages: a guard, not the limit.
         self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=source.max_in_flight * 2 + 100)
 
@@ -120,7 +123,7 @@ class BusBridge:
                 if batch and not await self.publish_batch(batch, stop):
                     break
                 if time.monotonic() >= next_health:
-                    self.log_health()
+                    await self.report_health()
                     next_health = time.monotonic() + self.health_every_s
                 if stop.is_set():
                     self.source.pause()
@@ -128,7 +131,25 @@ class BusBridge:
                         break
         finally:
             self.source.stop()
+            await self.report_health()
         return self.totals
+
+    def health(self) -> dict[str, object]:
+        """The collector's health report, in the shape ``gulou health ingest`` reads (no spool: the stream is it)."""
+        t, last = self.totals, self.source.last_message_at
+        now = time.monotonic()
+        return {"collector": self.source.id, "connected": self.source.connected, "stalled": self.source.stalled,
+                "reconnects": self.source.reconnects, "received": t.received, "stored": t.published,
+                "duplicates": t.duplicates, "rejected": t.rejected, "publish_failures": t.publish_failures,
+                "seconds_since_message": None if last is None else round(now - last, 1),
+                "uptime_s": round(now - self._started, 1), "spool": {}, "bus": True,
+                "updated_at": datetime.now(UTC).isoformat()}
+
+    async def report_health(self) -> None:
+        """Log the figures, and keep them in the local store for ``gulou health ingest`` when there is one."""
+        self.log_health()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.set_health, self.source.id, self.health())
 
     def log_health(self) -> None:
         """One line with the figures operators watch."""

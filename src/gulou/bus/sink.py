@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass
 
 from gulou.backoff import Backoff
@@ -38,6 +40,7 @@ class SinkTotals:
     batches: int = 0
     write_failures: int = 0
     undecodable: int = 0
+    redelivered_skipped: int = 0
 
 
 def account(batch: Batch, dead: list[DeadLetter], outcome: Outcome = "stored") -> list[CountRow]:
@@ -105,9 +108,47 @@ class BusSink:
             return
         self.store.record(None, dead, account(batch, dead))
 
+    def already_stored(self, deliveries: list[Delivery]) -> set[int]:
+        """Stream sequences of redelivered messages whose record the embedded store already holds.
+
+        A redelivery follows a sink that died, or an ack lost with a NATS node, after its commit: writing
+        it again is harmless, counting it again is not. Only the embedded store can be asked (with InfluxDB
+        taking the readings, a redelivered reading is written and counted again).
+        """
+        again = [d for d in deliveries if d.attempt > 1]
+        if not again or self.readings is not None:
+            return set()
+        found: set[int] = set()
+        uri = f"{self.store.path.resolve().as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            db.execute("PRAGMA busy_timeout = 10000")
+            for d in again:
+                try:
+                    record = decode(d)
+                except ValueError:
+                    continue
+                if isinstance(record, Point):
+                    row = db.execute("SELECT 1 FROM readings WHERE ts_ms = ? AND device_id = ? AND period = ?",
+                                     (record.ts_ms, record.device_id, record.period)).fetchone()
+                elif isinstance(record, StatusEvent):
+                    row = db.execute("SELECT 1 FROM statuses WHERE device_id = ? AND ts_ms = ?",
+                                     (record.device_id, record.ts_ms)).fetchone()
+                else:
+                    # (reason, received_ms) is indexed: the lookup stays cheap in a large table.
+                    row = db.execute("SELECT 1 FROM deadletters WHERE reason = ? AND received_ms = ? AND topic = ?"
+                                     " AND payload = ?", (record.reason, record.received_ms, record.topic,
+                                                          record.payload)).fetchone()
+                if row is not None:
+                    found.add(d.seq)
+        return found
+
     async def handle(self, consumer: Consumer, deliveries: list[Delivery], stop: asyncio.Event) -> bool:
         """Commit then ack one fetched batch, retrying while the store is down; False if stopped first."""
-        batch, dead = self.split(deliveries)
+        done = await asyncio.to_thread(self.already_stored, deliveries)
+        if done:
+            self.totals.redelivered_skipped += len(done)
+            log.info("%d redelivered message(s) were stored before: acknowledged, not counted again", len(done))
+        batch, dead = self.split([d for d in deliveries if d.seq not in done])
         backoff = Backoff(0.5, self.retry_cap_s)
         while True:
             try:

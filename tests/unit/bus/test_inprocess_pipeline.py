@@ -119,3 +119,32 @@ def test_envelopes_name_their_partition_and_kind(registry: Registry) -> None:
     env = envelope(p, 3)
     assert env == Envelope("reading", 3, f"r:{p.device_id}:{p.ts_ms}", env.body)
     assert json.loads(env.body)["site"] == p.site
+
+
+def test_a_redelivery_of_what_was_stored_is_acknowledged_without_counting_it_again(
+        registry: Registry, tmp_path: Path) -> None:
+    points = bins(registry, 5)
+    letter = DeadLetter("gulou/waste/x/telemetry", b"{broken", "malformed_json", "d", int(time.time() * 1000))
+    store = EmbeddedStore(tmp_path / "store.db")
+    now = [1000.0]
+
+    async def body() -> None:
+        bus = InProcessBus(Topology(2, partitioned=()), wait_for=(), ack_wait_s=30, clock=lambda: now[0])
+        await bus.publish([envelope(p, 0) for p in points] + [envelope(letter, None)])
+        sink = BusSink(bus, store)
+        first = await bus.consumer("sink")
+        taken = await first.fetch(100, 0.1)
+        batch, dead = sink.split(taken)
+        sink.commit(batch, dead)  # committed, then the ack is lost with the node that should have taken it
+        now[0] += 31
+        second = await bus.consumer("sink")
+        again = await second.fetch(100, 0.1)
+        assert {d.attempt for d in again} == {2} and len(again) == len(taken)
+        assert await sink.handle(second, again, asyncio.Event())
+        assert sink.totals.redelivered_skipped == len(taken)
+        assert (await bus.stats()).messages == 0
+
+    asyncio.run(body())
+    totals = store.totals()
+    assert (totals["received"], totals["stored"], totals["rejected"]) == (len(points) + 1, len(points), 1)
+    store.close()

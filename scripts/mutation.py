@@ -163,13 +163,43 @@ def report(names: list[str]) -> int:
     return 1 if missing else 0
 
 
+def _functions(path: Path) -> dict[str, str]:
+    """Source of every function in a mutated file, by name (mutmut keeps each mutant as its own function)."""
+    import ast
+
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    out: dict[str, str] = {}
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            out[node.name] = "\n".join(lines[node.lineno - 1:node.end_lineno])
+    return out
+
+
 def survivors(name: str) -> None:
-    """Show every mutant of the module that no test killed."""
-    work = WORK / name
-    for key, status in verdicts(name, MODULES[name]).items():
-        if status not in KILLED:
-            print(f"# {status}")
-            subprocess.run(["mutmut", "show", key], cwd=work, check=False)
+    """Print every mutant of the module that no test killed, as the lines it changes."""
+    import difflib
+
+    found = verdicts(name, MODULES[name])
+    sources: dict[str, dict[str, str]] = {}
+    for meta in (WORK / name / "mutants").rglob("*.py.meta"):
+        path = meta.with_suffix("")
+        module = ".".join(path.relative_to(WORK / name / "mutants" / "src").with_suffix("").parts)
+        sources[module] = _functions(path)
+    for key, status in sorted(found.items()):
+        if status in KILLED:
+            continue
+        module, _, mutant = key.rpartition(".")
+        # Function-level keys look like ``x_name__mutmut_3`` (or ``xǁClassǁname__mutmut_3``).
+        base = mutant.rsplit("__mutmut_", 1)[0]
+        funcs = sources.get(module, {})
+        original = funcs.get(f"{base}__mutmut_orig", "").splitlines()
+        changed = funcs.get(mutant, "").splitlines()
+        diff = [line for line in difflib.unified_diff(original, changed, lineterm="", n=0)
+                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        print(f"{key}: {status}")
+        for line in diff:
+            print(f"    {line.strip()[:150]}")
 
 
 def main() -> int:

@@ -19,7 +19,9 @@ def test_nested_variables_set_a_section(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_every_documented_flat_name_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
-    special = {"broker": "mqtt://127.0.0.1:1883", "spool_max_bytes": "42"}
+    # Names whose section validates the value's form get a well-formed one.
+    special = {"broker": "mqtt://127.0.0.1:1883", "spool_max_bytes": "42", "broker_listen": "0.0.0.0:1883",
+               "bus_url": "nats://127.0.0.1:4222", "database_url": "postgresql://127.0.0.1:5432/gulou"}
     values = {name: special.get(name, f"v-{name}") for name in LEGACY}
     for name, value in values.items():
         monkeypatch.setenv(f"GULOU_{name.upper()}", value)

@@ -88,6 +88,8 @@ def test_detail_shows_the_offending_value_briefly() -> None:
     assert rejected(AIR, b'{"ts": 1, "pm25": [1]}').detail.count("(got") == 0  # containers are not echoed
     fits = rejected(AIR, b'{"ts": 1, "pm25": "' + b"y" * 58 + b'"}')  # 60 characters with its quotes
     assert fits.detail.endswith('(got "' + "y" * 58 + '")')
+    over = rejected(AIR, b'{"ts": 1, "pm25": "' + b"z" * 59 + b'"}')  # 61 characters: cut to 57 and "..."
+    assert over.detail.endswith('(got "' + "z" * 56 + "...)")
     long = rejected(AIR, b'{"ts": 1, "pm25": "' + b"x" * 80 + b'"}')
     assert long.detail.endswith('(got "' + "x" * 56 + "...)")
     raw = rejected(AIR, b"\xff\xfe")
@@ -152,3 +154,32 @@ def test_decoded_times_are_utc_whatever_the_machine_zone() -> None:
     assert isinstance(result, Reading)
     assert result.ts.isoformat() == "2026-11-26T08:00:00+00:00" and result.ts.tzinfo is UTC
     assert result.ts == datetime(2026, 11, 26, 8, tzinfo=UTC) and NOW - result.ts == timedelta(0)
+
+
+# -- station fields (what the HJ 212 gateway adds) ------------------------------------------------------------
+
+def test_plain_readings_are_real_time_mqtt_readings() -> None:
+    result = DECODER.decode(AIR, json.dumps({"ts": NOW_MS, "seq": 4, "pm25": 12.5}).encode(), NOW)
+    assert isinstance(result, Reading)
+    assert (result.device.id, result.ts, result.seq, result.values) == ("dev-air_station", NOW, 4, {"pm25": 12.5})
+    assert (result.period, result.flags, result.invalid, result.backfill, result.source) == \
+        ("rtd", {}, {}, False, "mqtt")
+
+
+def test_flagged_values_are_kept_apart() -> None:
+    body = {"ts": NOW_MS, "seq": 9, "period": "hour", "backfill": True, "pm25": 30.0, "pm10": 55.0, "so2": 4.0,
+            "flags": {"pm25": "N", "pm10": "D"}}
+    result = DECODER.decode(AIR, json.dumps(body).encode(), NOW)
+    assert isinstance(result, Reading)
+    assert (result.device.id, result.ts, result.seq) == ("dev-air_station", NOW, 9)
+    # pm10 flagged D (a fault) is not a measurement; pm25 flagged N is; so2, unflagged, counts as measured.
+    assert result.values == {"pm25": 30.0, "so2": 4.0} and result.invalid == {"pm10": 55.0}
+    assert result.flags == {"pm25": "N", "pm10": "D"}
+    assert (result.period, result.backfill, result.source) == ("hour", True, "hj212")
+
+
+@pytest.mark.parametrize("extra", [{"period": "minute"}, {"backfill": False}, {"flags": {"pm25": "N"}}])
+def test_any_station_field_marks_a_station_reading(extra: dict[str, object]) -> None:
+    result = DECODER.decode(AIR, json.dumps({"ts": NOW_MS, "pm25": 1.0, **extra}).encode(), NOW)
+    assert isinstance(result, Reading) and result.source == "hj212" and result.values == {"pm25": 1.0}
+    assert result.period == extra.get("period", "rtd") and result.backfill is False and result.invalid == {}

@@ -6,9 +6,9 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -28,6 +28,7 @@ from gulou.sources.registry import DEFAULT_SOURCE, open_source
 
 log = logging.getLogger(__name__)
 CONNECT_WAIT_S = 15.0
+DRAIN_IDLE_S = 2.0  # a drain ends once the session has delivered nothing for this long
 
 
 class IngestUsageError(ValueError):
@@ -48,16 +49,22 @@ class IngestOptions:
     batch_size: int = 1000
     receive_maximum: int = 2000
     source: str = DEFAULT_SOURCE
+    drain: bool = False
 
     def source_options(self) -> SourceOptions:
         """What the source is built with."""
         return SourceOptions(client_id=self.client_id, share_group=self.share_group,
-                             max_in_flight=self.receive_maximum, protocol=None if self.mqtt5 else "3.1.1")
+                             max_in_flight=self.receive_maximum, protocol=None if self.mqtt5 else "3.1.1",
+                             drain=self.drain)
 
 
 def default_client_id(base: str) -> str:
-    """A stable client id per host, so a restarted collector resumes its persistent session."""
-    return f"{base}-{socket.gethostname()}"[:64]
+    """The slot's client id from settings (GULOU_MQTT__CLIENT_ID), never the host name.
+
+    A re-created container gets a new host name; a slot id kept in its settings resumes the persistent session
+    (and the spool) the broker and the disk hold for that slot.
+    """
+    return base[:64]
 
 
 def open_writer(settings: Settings, client_id: str) -> DurableWriter | None:
@@ -152,6 +159,46 @@ def run_collector(settings: Settings, options: IngestOptions) -> Totals:
     t = collector.totals
     log.info("stopped: received %s, stored %s, spooled %s, rejected %s", t.received, t.stored, t.spooled,
              t.rejected)
+    return t
+
+
+def run_drain(settings: Settings, options: IngestOptions, idle_s: float = DRAIN_IDLE_S) -> Totals:
+    """Store and ack what the broker queued for a departing collector's session, then end that session.
+
+    Connects with ``options.client_id`` and its persistent session, subscribes to nothing (so no new messages
+    are routed to it), and stops once nothing has arrived for ``idle_s``; the DISCONNECT sets the session
+    expiry to 0, so the broker forgets the slot. Raises ``IngestError`` when it cannot connect or store.
+    """
+    if settings.broker_address() is None:
+        raise IngestUsageError("no broker: give --broker mqtt://HOST:PORT (or GULOU_BROKER)")
+    if not options.mqtt5:
+        raise IngestUsageError("--drain needs MQTT 5 (a session expiry set on DISCONNECT)")
+    registry = load_registry(settings.registry)
+    try:
+        collector = build_collector(settings, registry, None, replace(options, drain=True))
+    except (ValueError, SpoolLocked) as exc:
+        raise IngestError(str(exc)) from None
+    collector.start()
+    if not collector.source.wait_connected(CONNECT_WAIT_S):
+        collector.stop()
+        raise IngestError(f"drain of {options.client_id}: not connected to {settings.mqtt.url}")
+    quiet_since = time.monotonic()
+    seen = -1
+    while True:
+        if not collector.alive:
+            collector.source.stop()
+            raise IngestError(f"drain of {options.client_id} failed: {collector.fatal}")
+        t = collector.totals
+        settled = t.stored + t.rejected + t.spooled
+        if t.received != seen:
+            seen, quiet_since = t.received, time.monotonic()
+        elif settled == t.received and time.monotonic() - quiet_since >= idle_s:
+            break
+        time.sleep(0.1)
+    collector.stop()
+    t = collector.totals
+    log.info("drained %s: received %s, stored %s, spooled %s, rejected %s; session ended", options.client_id,
+             t.received, t.stored, t.spooled, t.rejected)
     return t
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 import click
 
 from gulou.app.bus import read_bus_stats, run_bus_ingest
-from gulou.app.ingest import IngestError, IngestOptions, IngestUsageError, default_client_id, run_ingest
+from gulou.app.ingest import (
+    IngestError,
+    IngestOptions,
+    IngestUsageError,
+    default_client_id,
+    run_drain,
+    run_ingest,
+)
 from gulou.cli.common import (
     beijing_text,
     bus_option,
@@ -34,18 +41,21 @@ from gulou.devices.registry import RegistryError
                    "embedded broker; `gulou run` starts one.")
 @store_option
 @registry_option
-@click.option("--client-id", default=None, help="Stable MQTT client id (default: gulou-ingest-<host>).")
+@click.option("--client-id", default=None,
+              help="The collector slot's MQTT client id (default GULOU_MQTT__CLIENT_ID, gulou-ingest).")
 @click.option("--share-group", default=None, help="Shared-subscription group (env GULOU_SHARE_GROUP; default gulou).")
 @click.option("--no-share", is_flag=True, help="Subscribe without a shared-subscription group.")
 @click.option("--mqtt", "mqtt_version", type=click.Choice(["5", "3.1.1"]), default="5", show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Collector processes in one shared-subscription group.")
 @click.option("--batch-size", type=click.IntRange(1, 20000), default=1000, show_default=True)
+@click.option("--drain", is_flag=True,
+              help="Scale-down: store and ack what the broker queued for --client-id, end its session, exit.")
 @bus_option
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (env GULOU_LOG_LEVEL).")
 def ingest(broker: str | None, store: Path | None, registry: Path | None, client_id: str | None,
            share_group: str | None, no_share: bool, mqtt_version: str, workers: int, batch_size: int,
-           bus: str | None, log_level: str | None) -> None:
+           drain: bool, bus: str | None, log_level: str | None) -> None:
     """Collect telemetry and status over MQTT into the store (or onto the bus); runs until SIGTERM/SIGINT."""
     settings = load_settings(broker=broker, store=store, registry=registry, share_group=share_group,
                              bus_url=bus, log_level=log_level)
@@ -54,6 +64,11 @@ def ingest(broker: str | None, store: Path | None, registry: Path | None, client
                             share_group=None if no_share else settings.mqtt.share_group,
                             mqtt5=mqtt_version == "5", batch_size=batch_size)
     try:
+        if drain:
+            if client_id is None or workers > 1 or settings.bus.urls():
+                raise IngestUsageError("--drain needs --client-id of the departing collector, one process, no --bus")
+            run_drain(settings, options)
+            return
         if settings.bus.urls():
             if workers > 1:
                 raise IngestUsageError("with --bus run one collector per process (a fixed --client-id each)")

@@ -43,6 +43,8 @@ class SourceOptions:
     # flood of huge messages cannot fill the memory of the deliveries waiting in flight.
     max_payload_bytes: int | None = None
     keep_bytes: int = 4096
+    # Take only what the broker kept for this identity, then end its session (scale-down of a collector slot).
+    drain: bool = False
 
 
 class Source(ABC):

@@ -137,8 +137,12 @@ class LinkConfig:
     receive_maximum: int = 2000
     session_expiry_s: int = 7 * 24 * 3600
     keepalive_s: int = 30
-    backoff_min_s: float = 0.5
+    # A broker restart is the common outage and lasts about a second: retry after 0.05-0.1 s, doubling, but no
+    # wait over fast_cap_s until the outage is fast_window_s old; only a longer outage backs off to the cap.
+    backoff_min_s: float = 0.1
     backoff_max_s: float = 30.0
+    fast_cap_s: float = 1.0
+    fast_window_s: float = 10.0
     # A probe message goes around through the broker every probe_interval_s; no echo within stall_after_s
     # while connected means the subscription is stalled (connected but deaf), and we reconnect.
     probe_interval_s: float = 5.0
@@ -149,6 +153,9 @@ class LinkConfig:
     # Payloads over this are handed on cut to their first keep_bytes, with their size (SourceOptions).
     max_payload_bytes: int | None = None
     keep_bytes: int = 4096
+    # Drain a departing collector's session: subscribe to nothing (unsubscribe its filters), take only what the
+    # broker queued for it, and end the session (expiry 0) when disconnecting, unless a delivery went unstored.
+    drain: bool = False
 
 
 def default_link(client_id: str, share_group: str | None, mqtt5: bool = True, **extra: Any) -> LinkConfig:
@@ -178,6 +185,7 @@ class MqttSource(Source):
         self._probe_topic = f"{TOPIC_ROOT}/_probe/{config.client_id}"
         self._acks: collections.deque[list[tuple[int, int]]] = collections.deque()
         self._paused = False
+        self._unstored = 0  # deliveries dropped while paused: a drain keeps the session for them
         self._client = self._make_client()
 
     @classmethod
@@ -193,7 +201,8 @@ class MqttSource(Source):
         config = default_link(options.client_id, options.share_group, mqtt5=PROTOCOLS[protocol],
                               receive_maximum=options.max_in_flight, username=section.username,
                               password=section.secret(), ca_file=str(section.ca_file) if section.ca_file else None,
-                              max_payload_bytes=options.max_payload_bytes, keep_bytes=options.keep_bytes)
+                              max_payload_bytes=options.max_payload_bytes, keep_bytes=options.keep_bytes,
+                              drain=options.drain)
         return cls(address, config)
 
     # -- the Source boundary -----------------------------------------------------------------------------------
@@ -274,13 +283,18 @@ class MqttSource(Source):
         if rc.is_failure:
             log.error("broker refused the connection: %s", rc)
             return
-        subs = [(f, 1) for f in self._filters()] + [(self._probe_topic, 0)]
-        client.subscribe(subs)
+        if self.config.drain:
+            # Queued messages stay in the session after an unsubscribe; nothing new is routed to it.
+            plain = list(self.config.topics)
+            shared = [f"$share/{self.config.share_group}/{t}" for t in plain] if self.config.share_group else []
+            client.unsubscribe(plain + shared)
+        else:
+            client.subscribe([(f, 1) for f in self._filters()] + [(self._probe_topic, 0)])
         self._last_probe_echo = time.monotonic()
         self._stalled = False
         self._connected.set()
-        log.info("connected to %s:%s as %s, subscribed to %s", self.broker.host, self.broker.port,
-                 self.config.client_id, ", ".join(self._filters()))
+        log.info("connected to %s:%s as %s, %s %s", self.broker.host, self.broker.port, self.config.client_id,
+                 "draining; unsubscribed from" if self.config.drain else "subscribed to", ", ".join(self._filters()))
 
     def _handle_disconnect(self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode,
                            _p: Properties | None = None) -> None:
@@ -301,6 +315,7 @@ class MqttSource(Source):
                 self._client.ack(mid, qos)
             return
         if self._paused or self._deliver is None:
+            self._unstored += 1
             return
         self._last_message_at = now
         limit = self.config.max_payload_bytes
@@ -312,8 +327,16 @@ class MqttSource(Source):
     def _close(self) -> None:
         """Send queued acks and a DISCONNECT, and let the loop write them out."""
         self._send_acks()
+        props = None
+        if self.config.drain and self.config.mqtt5:
+            if self._unstored:
+                log.warning("drain: %s deliveries arrived while stopping and were not stored; keeping session %s",
+                            self._unstored, self.config.client_id)
+            else:
+                props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                props.SessionExpiryInterval = 0  # the broker drops the session once we are gone
         with contextlib.suppress(Exception):
-            self._client.disconnect()
+            self._client.disconnect(properties=props)
             deadline = time.monotonic() + 5
             while self._client.want_write() and time.monotonic() < deadline:
                 self._client.loop(timeout=0.05)
@@ -351,6 +374,7 @@ class MqttSource(Source):
         # Jittered: many collectors restarting together must not reconnect in lockstep.
         backoff = Backoff(self.config.backoff_min_s, self.config.backoff_max_s)
         first = True
+        outage_since: float | None = None
         while not self._stop.is_set():
             try:
                 if first:
@@ -361,13 +385,18 @@ class MqttSource(Source):
                     self._reconnects += 1
                 first = False
                 backoff.reset()
+                outage_since = None
                 self._serve()
                 self._close()
             except (OSError, ConnectionError, mqtt.WebsocketConnectionError) as exc:
                 self._connected.clear()
                 if self._stop.is_set():
                     break
+                now = time.monotonic()
+                outage_since = now if outage_since is None else outage_since
                 wait = backoff.next()
+                if now - outage_since < self.config.fast_window_s:
+                    wait = min(wait, self.config.fast_cap_s)
                 log.warning("broker connection lost (%s); retrying in %.1f s", exc, wait)
                 self._stop.wait(wait)
 
@@ -388,6 +417,8 @@ class MqttSource(Source):
                 raise ConnectionError(mqtt.error_string(rc))
             self._send_acks()
             now = time.monotonic()
+            if self.config.drain:
+                continue  # no probe topic subscribed while draining
             if self._connected.is_set() and now >= next_probe:
                 self._client.publish(self._probe_topic, b"probe", qos=0)
                 next_probe = now + self.config.probe_interval_s

@@ -324,3 +324,73 @@ def test_no_health_line_during_an_outage_nor_for_sinks_without_lines(tmp_path: P
     assert sink.lines == []
     plain = DurableWriter(FlakySink(), Spool(tmp_path / "b", MIB))
     plain.write_health({"received": 1})  # nothing to write to, and no error
+
+
+# -- one process per spool, and a full disk --------------------------------------------------------------------
+
+
+def test_a_spool_directory_serves_one_process_at_a_time(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from gulou.ingest.spool import LOCK_FILE, SpoolLocked
+
+    (tmp_path / LOCK_FILE).write_text("1234567890123\n")  # left by an earlier, longer-numbered process
+    # Another process holds the spool until its standard input closes.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from gulou.ingest.spool import Spool; "
+         f"s = Spool({str(tmp_path)!r}, 1 << 20); print('held', flush=True); sys.stdin.read(); s.close()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        assert (tmp_path / LOCK_FILE).read_text() == str(holder.pid)
+        with pytest.raises(SpoolLocked) as taken:
+            Spool(tmp_path, MIB)
+        assert str(taken.value) == (f"spool {tmp_path} is in use by another collector process (pid {holder.pid}); "
+                                    "each collector needs its own client id and spool directory")
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    mine = Spool(tmp_path, MIB)
+    assert (tmp_path / LOCK_FILE).read_text() == str(os.getpid())
+    mine.append(batch(0))
+    assert drain(mine) == [0]
+    mine.close()
+    mine.close()  # closing twice is harmless
+
+
+def test_a_full_disk_is_a_full_spool_and_leaves_no_torn_record(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+    import stat
+
+    real_fsync = os.fsync
+    failure: list[int] = []
+
+    def fsync(fd: int) -> None:
+        if failure and stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(failure[0], os.strerror(failure[0]))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    spool = Spool(tmp_path, MIB)
+    spool.append(batch(0))
+    [segment] = segment_files(tmp_path)
+    size = segment.stat().st_size
+    for code in (errno.ENOSPC, errno.EDQUOT):
+        failure[:] = [code]
+        with pytest.raises(SpoolFull) as full:
+            spool.append(batch(1))
+        assert full.value.reason == "disk full" and "disk full" in str(full.value)
+        assert segment.stat().st_size == size and spool.depth == 1  # the half-written record was cut off
+    failure[:] = [errno.EIO]
+    with pytest.raises(OSError) as broken:
+        spool.append(batch(1))
+    assert not isinstance(broken.value, SpoolFull) and broken.value.errno == errno.EIO
+    failure.clear()
+    spool.append(batch(2))
+    assert drain(spool) == [0, 2]
+    assert SpoolFull("x").reason == "limit reached"

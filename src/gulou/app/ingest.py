@@ -24,6 +24,7 @@ from gulou.settings import BrokerAddress, Settings
 from gulou.sinks.embedded import EmbeddedStore
 from gulou.sinks.registry import open_readings_sink
 from gulou.sources.base import SourceOptions
+from gulou.sources.mqtt import MqttSource
 from gulou.sources.registry import DEFAULT_SOURCE, open_source
 
 log = logging.getLogger(__name__)
@@ -182,23 +183,40 @@ def run_drain(settings: Settings, options: IngestOptions, idle_s: float = DRAIN_
     if not collector.source.wait_connected(CONNECT_WAIT_S):
         collector.stop()
         raise IngestError(f"drain of {options.client_id}: not connected to {settings.mqtt.url}")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     quiet_since = time.monotonic()
     seen = -1
-    while True:
+    # Done when nothing arrived for idle_s, all of it is settled, and the slot's spool (if any) is replayed:
+    # once the session is gone no later run of this id would pick a leftover spool up.
+    while not stop.wait(0.1):
         if not collector.alive:
             collector.source.stop()
             raise IngestError(f"drain of {options.client_id} failed: {collector.fatal}")
         t = collector.totals
-        settled = t.stored + t.rejected + t.spooled
         if t.received != seen:
             seen, quiet_since = t.received, time.monotonic()
-        elif settled == t.received and time.monotonic() - quiet_since >= idle_s:
-            break
-        time.sleep(0.1)
+            continue
+        spooled = collector.writer.pending if collector.writer is not None else 0
+        if t.stored + t.rejected + t.spooled == t.received and time.monotonic() - quiet_since >= idle_s:
+            if not spooled:
+                break
+            log.info("drain of %s: waiting for %s spooled batches to replay", options.client_id, spooled)
+            quiet_since = time.monotonic()
+    if stop.is_set():
+        log.warning("drain of %s interrupted: what was received is stored and acknowledged; the session stays "
+                    "(run the drain again)", options.client_id)
+    source = collector.source
+    if stop.is_set() and isinstance(source, MqttSource):
+        source.keep_session()
     collector.stop()
     t = collector.totals
-    log.info("drained %s: received %s, stored %s, spooled %s, rejected %s; session ended", options.client_id,
-             t.received, t.stored, t.spooled, t.rejected)
+    ended = isinstance(source, MqttSource) and source.session_ended
+    log.info("drained %s: received %s, stored %s, spooled %s, rejected %s; session %s", options.client_id,
+             t.received, t.stored, t.spooled, t.rejected, "ended" if ended else "kept")
+    if not ended:
+        raise IngestError(f"drain of {options.client_id} did not end its session: run it again")
     return t
 
 

@@ -164,6 +164,12 @@ def default_link(client_id: str, share_group: str | None, mqtt5: bool = True, **
                       share_group=share_group, mqtt5=mqtt5, **extra)
 
 
+def retry_wait(backoff: Backoff, outage_s: float, config: LinkConfig) -> float:
+    """The next reconnect wait: jittered backoff, held under ``fast_cap_s`` while the outage is still short."""
+    wait = backoff.next()
+    return min(wait, config.fast_cap_s) if outage_s < config.fast_window_s else wait
+
+
 class MqttSource(Source):
     """Keeps one paho client connected on its own thread and hands deliveries to the collector."""
 
@@ -186,6 +192,8 @@ class MqttSource(Source):
         self._acks: collections.deque[list[tuple[int, int]]] = collections.deque()
         self._paused = False
         self._unstored = 0  # deliveries dropped while paused: a drain keeps the session for them
+        self._keep_session = False
+        self.session_ended = False  # a drain ended the broker session on its way out
         self._client = self._make_client()
 
     @classmethod
@@ -248,6 +256,10 @@ class MqttSource(Source):
     def pause(self) -> None:
         """Stop handing deliveries on; the broker redelivers those unacknowledged ones after reconnecting."""
         self._paused = True
+
+    def keep_session(self) -> None:
+        """Leave the session at the broker when stopping, even in a drain (an interrupted drain)."""
+        self._keep_session = True
 
     def stop(self) -> None:
         """Send the acks still queued, then disconnect; the persistent session keeps queueing at the broker."""
@@ -329,12 +341,15 @@ class MqttSource(Source):
         self._send_acks()
         props = None
         if self.config.drain and self.config.mqtt5:
-            if self._unstored:
+            if self._keep_session:
+                log.warning("drain interrupted: keeping session %s", self.config.client_id)
+            elif self._unstored:
                 log.warning("drain: %s deliveries arrived while stopping and were not stored; keeping session %s",
                             self._unstored, self.config.client_id)
             else:
                 props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
                 props.SessionExpiryInterval = 0  # the broker drops the session once we are gone
+                self.session_ended = True
         with contextlib.suppress(Exception):
             self._client.disconnect(properties=props)
             deadline = time.monotonic() + 5
@@ -394,9 +409,7 @@ class MqttSource(Source):
                     break
                 now = time.monotonic()
                 outage_since = now if outage_since is None else outage_since
-                wait = backoff.next()
-                if now - outage_since < self.config.fast_window_s:
-                    wait = min(wait, self.config.fast_cap_s)
+                wait = retry_wait(backoff, now - outage_since, self.config)
                 log.warning("broker connection lost (%s); retrying in %.1f s", exc, wait)
                 self._stop.wait(wait)
 

@@ -132,8 +132,8 @@ def test_damage_before_the_newest_segment_is_named_as_such(tmp_path: Path, caplo
     last.write_bytes(last.read_bytes()[:20])
     with caplog.at_level(logging.WARNING):
         reopened = Spool(tmp_path, MIB)
-    damaged = [r.getMessage() for r in caplog.records if "damaged records" in r.getMessage()]
-    torn = [r.getMessage() for r in caplog.records if "torn last record" in r.getMessage()]
+    damaged = [r.getMessage() for r in caplog.records if ": damaged records after byte" in r.getMessage()]
+    torn = [r.getMessage() for r in caplog.records if ": torn last record after byte" in r.getMessage()]
     assert len(damaged) == 1 and first.name in damaged[0]
     assert len(torn) == 1 and last.name in torn[0]
     assert drain(reopened) == [1]
@@ -230,6 +230,7 @@ def test_retry_delays_start_at_one_second_and_stop_at_thirty(tmp_path: Path) -> 
     assert writer.last_error is None and writer.last_outage is None and writer.outage_started is None
     sink.down = True
     writer.write(batch(0))
+    assert writer.last_error == "connection refused"
     assert writer._backoff.delay == 2.0  # the first wait was drawn from 1 s, the next from 2 s
     for _ in range(10):
         writer._next_attempt = 0.0  # as if each backoff had elapsed
@@ -336,7 +337,6 @@ def test_a_spool_directory_serves_one_process_at_a_time(tmp_path: Path) -> None:
 
     from gulou.ingest.spool import LOCK_FILE, SpoolLocked
 
-    (tmp_path / LOCK_FILE).write_text("1234567890123\n")  # left by an earlier, longer-numbered process
     # Another process holds the spool until its standard input closes.
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys; from gulou.ingest.spool import Spool; "
@@ -345,6 +345,7 @@ def test_a_spool_directory_serves_one_process_at_a_time(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
         assert (tmp_path / LOCK_FILE).read_text() == str(holder.pid)
+        assert (tmp_path / LOCK_FILE).stat().st_mode & 0o777 == 0o600  # only its owner may touch it
         with pytest.raises(SpoolLocked) as taken:
             Spool(tmp_path, MIB)
         assert str(taken.value) == (f"spool {tmp_path} is in use by another collector process (pid {holder.pid}); "
@@ -376,21 +377,24 @@ def test_a_full_disk_is_a_full_spool_and_leaves_no_torn_record(tmp_path: Path,
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    spool = Spool(tmp_path, MIB)
-    spool.append(batch(0))
-    [segment] = segment_files(tmp_path)
-    size = segment.stat().st_size
-    for code in (errno.ENOSPC, errno.EDQUOT):
-        failure[:] = [code]
-        with pytest.raises(SpoolFull) as full:
+    for segment_bytes in (MIB, 100):  # into the open segment, and into a new one (every record needs its own)
+        directory = tmp_path / str(segment_bytes)
+        spool = Spool(directory, MIB, segment_bytes=segment_bytes)
+        spool.append(batch(0))
+        size = sum(f.stat().st_size for f in segment_files(directory))
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            failure[:] = [code]
+            with pytest.raises(SpoolFull) as full:
+                spool.append(batch(1))
+            assert full.value.reason == "disk full" and str(full.value).startswith(f"spool {directory}: disk full")
+            # The half-written record was cut off again.
+            assert sum(f.stat().st_size for f in segment_files(directory)) == size and spool.depth == 1
+        failure[:] = [errno.EIO]
+        with pytest.raises(OSError) as broken:
             spool.append(batch(1))
-        assert full.value.reason == "disk full" and "disk full" in str(full.value)
-        assert segment.stat().st_size == size and spool.depth == 1  # the half-written record was cut off
-    failure[:] = [errno.EIO]
-    with pytest.raises(OSError) as broken:
-        spool.append(batch(1))
-    assert not isinstance(broken.value, SpoolFull) and broken.value.errno == errno.EIO
-    failure.clear()
-    spool.append(batch(2))
-    assert drain(spool) == [0, 2]
+        assert not isinstance(broken.value, SpoolFull) and broken.value.errno == errno.EIO
+        failure.clear()
+        assert spool.append(batch(2)) == 2  # the failed appends used no sequence number
+        assert drain(spool) == [0, 2]
+        spool.close()
     assert SpoolFull("x").reason == "limit reached"

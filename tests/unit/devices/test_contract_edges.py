@@ -183,3 +183,9 @@ def test_any_station_field_marks_a_station_reading(extra: dict[str, object]) -> 
     result = DECODER.decode(AIR, json.dumps({"ts": NOW_MS, "pm25": 1.0, **extra}).encode(), NOW)
     assert isinstance(result, Reading) and result.source == "hj212" and result.values == {"pm25": 1.0}
     assert result.period == extra.get("period", "rtd") and result.backfill is False and result.invalid == {}
+
+
+@pytest.mark.parametrize("flags", [[1], "N", 3])
+def test_flags_of_the_wrong_json_type_are_a_wrong_type(flags: object) -> None:
+    result = rejected(AIR, json.dumps({"ts": NOW_MS, "pm25": 1.0, "flags": flags}).encode())
+    assert result.reason == "wrong_type" and result.detail.startswith("flags: ")

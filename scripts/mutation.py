@@ -187,7 +187,7 @@ def survivors(name: str) -> None:
         module = ".".join(path.relative_to(WORK / name / "mutants" / "src").with_suffix("").parts)
         sources[module] = _functions(path)
     for key, status in sorted(found.items()):
-        if status in KILLED:
+        if status in KILLED or status == "not checked":
             continue
         module, _, mutant = key.rpartition(".")
         # Function-level keys look like ``x_name__mutmut_3`` (or ``xǁClassǁname__mutmut_3``).
@@ -195,7 +195,7 @@ def survivors(name: str) -> None:
         funcs = sources.get(module, {})
         original = funcs.get(f"{base}__mutmut_orig", "").splitlines()
         changed = funcs.get(mutant, "").splitlines()
-        diff = [line for line in difflib.unified_diff(original, changed, lineterm="", n=0)
+        diff = [line for line in difflib.unified_diff(original[1:], changed[1:], lineterm="", n=0)
                 if line[:1] in "+-" and not line.startswith(("+++", "---"))]
         print(f"{key}: {status}")
         for line in diff:

@@ -298,3 +298,13 @@ def test_ratio_days_close_by_beijing_calendar_and_lateness() -> None:
 def test_date_of_a_by_date_limit_is_the_observation_date() -> None:
     rule = next(r for r in RULES if r.id == "air-pm25-24h-class2")
     assert rule.limit.by_date is not None and rule.limit.by_date[1].since == date(2026, 3, 1)
+
+
+def test_limit_text_applies_the_factor_and_unknown_metrics_list_the_known() -> None:
+    scaled = parse_rules(GOOD.replace("limit: 60", "limit: {value: 60, factor: 1.5}"), "f.yaml")[0]
+    assert rule_limit_text(scaled) == ">= 90"
+    with pytest.raises(RuleError) as unknown:
+        parse_rules(GOOD.replace("temperature", "colour").replace("domain: waste", "domain: waste\n  "
+                                                                   "device_type: smart_bin"), "f.yaml")
+    known = str(unknown.value).split("known: ", 1)[1].split(", ")
+    assert "temperature" in known and "occupancy" in known and known == sorted(known)

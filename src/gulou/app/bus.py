@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
-from gulou.app.ingest import IngestError, IngestOptions, IngestUsageError
+from gulou.app.ingest import DRAIN_IDLE_S, IngestError, IngestOptions, IngestUsageError
 from gulou.bus.base import Bus, BusError
 from gulou.bus.bridge import BridgeTotals, BusBridge
 from gulou.bus.registry import open_bus
@@ -26,6 +28,7 @@ from gulou.settings import Settings
 from gulou.sinks.embedded import EmbeddedStore
 from gulou.sinks.influx import InfluxSink
 from gulou.sinks.registry import open_readings_sink
+from gulou.sources.mqtt import MqttSource
 from gulou.sources.registry import open_source
 
 log = logging.getLogger(__name__)
@@ -79,12 +82,41 @@ def run_bus_ingest(settings: Settings, options: IngestOptions) -> BridgeTotals:
                            max_future=timedelta(seconds=settings.max_future_s), store=store)
         log.info("collector %s: MQTT %s -> bus %s (%d partitions)", options.client_id, settings.mqtt.url,
                  settings.bus.url, bus.partitions)
-        return await bridge.run(stop)
+        if not options.drain:
+            return await bridge.run(stop)
+        done = asyncio.Event()  # the bridge's own stop publishes and acks the rest, then ends the session
+        watch = asyncio.create_task(_drain_watch(bridge, stop, done))
+        try:
+            return await bridge.run(done)
+        finally:
+            watch.cancel()
 
     try:
-        return _until_signalled(bus, work)
+        totals = _until_signalled(bus, work)
     finally:
         store.close()
+    if options.drain:
+        ended = isinstance(source, MqttSource) and source.session_ended
+        log.info("drained %s: received %s, published %s, rejected %s; session %s", options.client_id,
+                 totals.received, totals.published, totals.rejected, "ended" if ended else "kept")
+        if not ended:
+            raise IngestError(f"drain of {options.client_id} did not end its session: run it again")
+    return totals
+
+
+async def _drain_watch(bridge: BusBridge, stop: asyncio.Event, done: asyncio.Event) -> None:
+    """End a drain once nothing arrived for ``DRAIN_IDLE_S``; a signal ends it keeping the session."""
+    seen, quiet_since = -1, time.monotonic()
+    while not stop.is_set():
+        if bridge.totals.received != seen:
+            seen, quiet_since = bridge.totals.received, time.monotonic()
+        elif time.monotonic() - quiet_since >= DRAIN_IDLE_S:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+    if stop.is_set() and isinstance(bridge.source, MqttSource):
+        bridge.source.keep_session()
+    done.set()
 
 
 def run_sink(settings: Settings, batch_size: int = 1000) -> SinkTotals:

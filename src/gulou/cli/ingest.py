@@ -6,6 +6,7 @@ import csv
 import io
 import sys
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,9 +66,12 @@ def ingest(broker: str | None, store: Path | None, registry: Path | None, client
                             mqtt5=mqtt_version == "5", batch_size=batch_size)
     try:
         if drain:
-            if client_id is None or workers > 1 or settings.bus.urls():
-                raise IngestUsageError("--drain needs --client-id of the departing collector, one process, no --bus")
-            run_drain(settings, options)
+            if client_id is None or workers > 1:
+                raise IngestUsageError("--drain needs --client-id of the departing collector, one process")
+            if settings.bus.urls():
+                run_bus_ingest(settings, replace(options, drain=True))
+            else:
+                run_drain(settings, options)
             return
         if settings.bus.urls():
             if workers > 1:

@@ -37,7 +37,7 @@ def http(app: FastAPI) -> TestClient:
     return TestClient(app, base_url="http://testserver")
 
 
-def httpx_kwargs(case: schemathesis.Case) -> dict[str, Any]:
+def httpx_kwargs(case: schemathesis.Case[Any]) -> dict[str, Any]:
     """The generated request for an httpx client (the project's requests stack is urllib3-future's)."""
     kwargs = case.as_transport_kwargs(base_url="http://testserver", headers=bearer("张三"))
     if "data" in kwargs and isinstance(kwargs["data"], bytes | str):
@@ -52,7 +52,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-def test_generated_requests(case: schemathesis.Case, http: TestClient) -> None:
+def test_generated_requests(case: schemathesis.Case[Any], http: TestClient) -> None:
     response = http.request(**httpx_kwargs(case))
     # The conformance checks of the spec; auth and refusals are tested one by one in test_api.py.
     case.validate_response(response, headers=bearer("张三"), checks=CHECKS)

@@ -55,7 +55,7 @@ async def listening(url: str, topic: str = "gulou/#", skip_retained: bool = True
                 if skip_retained and message.retain:
                     continue
                 received.topics.append(str(message.topic))
-                received.payloads.append(bytes(message.payload))  # type: ignore[arg-type]
+                received.payloads.append(_raw(message.payload))
 
         task = asyncio.create_task(collect())
         try:
@@ -88,7 +88,7 @@ async def retained_statuses(url: str, wanted: int, timeout: float = 10.0) -> dic
         async def collect() -> None:
             async for message in client.messages:
                 if message.retain:
-                    out[str(message.topic).split("/")[2]] = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                    out[str(message.topic).split("/")[2]] = json.loads(_raw(message.payload))
                 if len(out) >= wanted:
                     return
 
@@ -106,3 +106,8 @@ async def _bounded(work: Awaitable[T], timeout: float) -> T | None:
 def run(coro: Callable[[], Awaitable[T]]) -> T:
     """Run an async test body on a fresh loop."""
     return asyncio.run(coro())  # type: ignore[arg-type]
+
+
+def _raw(payload: object) -> bytes:
+    """The payload's bytes whatever type the MQTT client hands it as."""
+    return bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload).encode()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -31,7 +31,9 @@ class Robot:
     """Stands in for a channel: keeps what it was given, or refuses while ``down``."""
 
     def __init__(self, clock: Clock) -> None:
-        self.clock, self.messages, self.at, self.down = clock, [], [], False
+        self.clock, self.down = clock, False
+        self.messages: list[Any] = []
+        self.at: list[Any] = []
 
     async def send_message(self, message: RobotMessage) -> None:
         if self.down:

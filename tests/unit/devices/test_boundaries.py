@@ -41,9 +41,9 @@ def _edges(minimum: float, maximum: float, kind: str) -> tuple[list[float], list
     if kind == "int":
         lo, hi = int(minimum), int(maximum)
         return [lo, lo + 1, hi - 1, hi], [lo - 1, hi + 1]
-    lo, hi = float(minimum), float(maximum)
-    inside = [lo, math.nextafter(lo, math.inf), math.nextafter(hi, -math.inf), hi]
-    outside = [math.nextafter(lo, -math.inf), math.nextafter(hi, math.inf)]
+    flo, fhi = float(minimum), float(maximum)
+    inside = [flo, math.nextafter(flo, math.inf), math.nextafter(fhi, -math.inf), fhi]
+    outside = [math.nextafter(flo, -math.inf), math.nextafter(fhi, math.inf)]
     return inside, outside
 
 

@@ -17,9 +17,11 @@ from gulou.devices.registry import Device, Registry, load_registry
 from gulou.rules.alerts import AlertTransition
 from gulou.rules.engine import SNAPSHOT_VERSION, Engine
 from gulou.rules.model import (
+    AbsenceRule,
     Limit,
     RuleError,
     Selector,
+    TargetRule,
     compare,
     load_rules,
     negate,
@@ -100,8 +102,10 @@ def test_target_class_defaults() -> None:
 
 
 def test_limit_needs_exactly_one_source_in_order() -> None:
-    for bad in ({}, {"value": 1, "site": "tilt_limit"}, {"by_date": []},
-                {"by_date": [{"since": "2026-03-01", "value": 1}, {"since": "2026-01-01", "value": 2}]}):
+    cases: list[dict[str, Any]] = [
+        {}, {"value": 1, "site": "tilt_limit"}, {"by_date": []},
+        {"by_date": [{"since": "2026-03-01", "value": 1}, {"since": "2026-01-01", "value": 2}]}]
+    for bad in cases:
         with pytest.raises(ValueError):
             Limit.model_validate(bad)
 
@@ -297,6 +301,7 @@ def test_ratio_days_close_by_beijing_calendar_and_lateness() -> None:
 
 def test_date_of_a_by_date_limit_is_the_observation_date() -> None:
     rule = next(r for r in RULES if r.id == "air-pm25-24h-class2")
+    assert not isinstance(rule, AbsenceRule | TargetRule)
     assert rule.limit.by_date is not None and rule.limit.by_date[1].since == date(2026, 3, 1)
 
 

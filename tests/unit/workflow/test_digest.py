@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from gulou.workflow.digest import is_urgent, next_slot, plan, sent_in_window, wake_at
 from gulou.workflow.policy import ChannelLimit
@@ -12,7 +13,7 @@ LIMIT = ChannelLimit(per_minute=20, group_wait_s=10, storm_threshold=5, urgent_r
 LATER = T0 + timedelta(seconds=11)
 
 
-def covered(batches: list) -> list[int]:
+def covered(batches: list[Any]) -> list[int]:
     return sorted(i.id for b in batches for i in b.items)
 
 
@@ -62,7 +63,7 @@ def test_more_groups_than_slots_fold_into_the_last_message() -> None:
 
 
 def test_never_more_than_the_limit_in_any_minute_over_a_flood() -> None:
-    sent: list = []
+    sent: list[Any] = []
     waiting = [item(n, severity=("critical" if n % 50 == 0 else "low"), rule=f"r{n % 37}",
                     created=T0 + timedelta(seconds=n)) for n in range(1, 400)]
     now = T0

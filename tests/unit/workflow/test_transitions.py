@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from gulou.workflow import transitions as tr
@@ -42,8 +44,10 @@ def test_close_needs_resolved_or_a_note() -> None:
 
 def test_nothing_changes_a_closed_alert() -> None:
     closed = tr.apply(record(condition="resolved"), tr.close(record(condition="resolved"), "张三", None, T0))
-    for action in (lambda: tr.acknowledge(closed, "李四", None, T0), lambda: tr.close(closed, "李四", "x", T0),
-                   lambda: tr.assign(closed, "李四", "王五", "person", None, T0)):
+    actions: list[Callable[[], object]] = [lambda: tr.acknowledge(closed, "李四", None, T0),
+                                           lambda: tr.close(closed, "李四", "x", T0),
+                                           lambda: tr.assign(closed, "李四", "王五", "person", None, T0)]
+    for action in actions:
         with pytest.raises(Conflict, match="closed by 张三"):
             action()
 

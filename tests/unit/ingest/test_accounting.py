@@ -279,3 +279,48 @@ def test_a_full_spool_books_nothing_and_acks_nothing(registry: Registry, store: 
     sink.state = "up"
     assert collector._process(mixed_batch(registry)) is True
     assert collector.spool_full is None and source.acked == [1, 2, 3, 4]
+
+
+def test_counters_add_up_within_and_across_batches(registry: Registry, store: EmbeddedStore) -> None:
+    collector = Collector(MemorySource(), registry, store)
+    a = air(registry)
+    topic, status = f"gulou/air/{a.id}/telemetry", f"gulou/air/{a.id}/status"
+    for n in range(2):
+        collector._process([delivery(topic, {"ts": OBSERVED_MS + n * 10 + k, "pm25": 5.0}, k) for k in range(2)]
+                           + [delivery(status, {"ts": OBSERVED_MS + n * 10 + k, "state": "online"}, 9 + k)
+                              for k in range(2)] + [delivery(topic, b"{", 20), delivery(topic, b"{", 21)])
+    books = counts(store)
+    assert books[(OBS_HOUR, a.id, "air", "received", "")] == 8
+    assert books[(OBS_HOUR, a.id, "air", "stored", "")] == 8
+    assert books[(RECV_HOUR, a.id, "air", "rejected", "malformed_json")] == 4
+    t = collector.totals
+    assert (t.received, t.stored, t.rejected, t.batches) == (12, 8, 4, 2)
+
+
+def test_station_readings_are_booked_under_their_source(registry: Registry, store: EmbeddedStore,
+                                                        tmp_path: Path) -> None:
+    a = air(registry).id
+    station = {"ts": OBSERVED_MS, "period": "hour", "pm25": 30.0}
+    collector = Collector(MemorySource(), registry, store)
+    collector._process([delivery(f"gulou/air/{a}/telemetry", station, 1)])
+    assert sourced(store) == {(a, "received", "", "hj212"): 1, (a, "stored", "", "hj212"): 1}
+    sink = SwitchableSink()
+    sink.state = "refuse"
+    refused_store = EmbeddedStore(tmp_path / "refused.db")
+    refusing = Collector(MemorySource(), registry, refused_store, writer=DurableWriter(sink, Spool(tmp_path / "s",
+                                                                                                      1 << 20)))
+    refusing._process([delivery(f"gulou/air/{a}/telemetry", station, 1)])
+    assert sourced(refused_store) == {(a, "received", "", "hj212"): 1, (a, "rejected", SINK_REJECTED, "hj212"): 1}
+    [row] = refused_store._query("SELECT detail, source FROM deadletters")
+    assert row == ("HTTP 400: field type conflict", "hj212")
+    refused_store.close()
+
+
+def test_spool_refusals_are_counted(registry: Registry, store: EmbeddedStore, tmp_path: Path) -> None:
+    sink = SwitchableSink()
+    sink.state = "down"
+    collector = Collector(MemorySource(), registry, store, writer=DurableWriter(sink, Spool(tmp_path / "s", 1),
+                                                                                retry_initial_s=0))
+    for _ in range(3):
+        assert collector._process(mixed_batch(registry)) is False
+    assert collector.spool_refusals == 3

@@ -129,8 +129,9 @@ class Collector:
         self.totals = Totals()
         self.ages = AgeSample()
         self.collector_id = source.id
-        # The source never has more than max_in_flight unacked messages out to us, so this never fills;
-        # the bound is a guard, not the back-pressure mechanism.
+        # The source should never have more than max_in_flight unacked messages out to us (MQTT 5 Receive
+        # Maximum), yet Mosquitto 2.0 filled this bound in `gulou bench ingest` bursts: when full, it holds
+        # the network thread back, and TCP the broker, so memory stays bounded either way.
         self._queue: Inbox[Delivery] = Inbox(maxsize=source.max_in_flight * 2 + 100)
         self.source = source
         self._stop = threading.Event()

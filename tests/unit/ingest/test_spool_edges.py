@@ -359,7 +359,11 @@ def test_a_spool_directory_serves_one_process_at_a_time(tmp_path: Path) -> None:
     mine.append(batch(0))
     assert drain(mine) == [0]
     mine.close()
-    mine.close()  # closing twice is harmless
+    mine.close()  # closing twice is harmless: no other descriptor of this process is touched
+    os.fstat(1)
+    fresh = Spool(tmp_path / "fresh", MIB)
+    assert (tmp_path / "fresh" / LOCK_FILE).stat().st_mode & 0o777 == 0o600
+    fresh.close()
 
 
 def test_a_full_disk_is_a_full_spool_and_leaves_no_torn_record(tmp_path: Path,

@@ -97,10 +97,14 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(own_mosquitto: Mosquitto, 
     store = tmp_path / "g.db"
     proc = start_ingest(own_mosquitto.url, store, "it-kill", "--batch-size", "200")
     wait_for(lambda: store.exists() and "it-kill" in accounted(store)["collectors"], 20, "collector up")
+    # Published while the collector is down (its persistent session queues them), so the kill below lands
+    # mid-backlog however fast the collector is.
+    stop_ingest(proc)
     messages = telemetry_set(registry, 20000)
     pub = Publisher(own_mosquitto.port, "it-pub-kill")
     pub.publish(messages)
     pub.close()
+    proc = start_ingest(own_mosquitto.url, store, "it-kill", "--batch-size", "200")
     wait_for(lambda: accounted(store)["stored"] > 1000, 30, "collector busy")
     stop_ingest(proc, signal.SIGKILL)
     stored_before = len(reading_keys(store))

@@ -132,9 +132,12 @@ class WorkflowStore:
             return [HistoryEntry.model_validate(dict(r._mapping)) for r in conn.execute(query)]
 
     def unhandled_firing(self, severities: tuple[str, ...]) -> list[AlertRecord]:
-        """Firing alerts nobody acknowledged or took, of the given severities (escalation candidates)."""
+        """Firing alerts nobody acknowledged or took, of the given severities (escalation candidates).
+
+        Silenced alerts are left out: a silence means recorded, never notified — an escalation included.
+        """
         query = sa.select(A).where(A.c.condition == "firing", A.c.status.in_(UNHANDLED),
-                                   A.c.severity.in_(severities)).order_by(A.c.id)
+                                   A.c.severity.in_(severities), A.c.silence_id.is_(None)).order_by(A.c.id)
         with self.reader.connect() as conn:
             return [_record(r) for r in conn.execute(query)]
 

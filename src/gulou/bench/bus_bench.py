@@ -17,10 +17,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gulou.bench.ingest_bench import BenchConfig, _loadgen, _pipeline, _raw_ceiling, _start_broker, _wait_subscribed
-from gulou.devices.catalog import CATALOG
-from gulou.devices.registry import dump_registry, load_registry
-from gulou.devices.synthetic import synthetic_registry
+from gulou.bench.ingest_bench import (
+    BenchConfig,
+    _loadgen,
+    _pipeline,
+    _raw_ceiling,
+    _start_broker,
+    _wait_subscribed,
+    write_bench_devices,
+)
 from gulou.sinks.embedded import EmbeddedStore
 
 
@@ -80,13 +85,7 @@ def run_bus_bench(config: BenchConfig, collectors: int = 2, sinks: int = 2, node
     """Raw broker ceiling, the Mosquitto-only pipeline, then the pipeline on a local JetStream cluster."""
     with tempfile.TemporaryDirectory(prefix="gulou-bench-bus-") as tmp:
         work = Path(tmp)
-        sites, rows = synthetic_registry(max(config.devices, len(CATALOG)), seed=1)
-        registry_file = work / "registry.yaml"
-        registry_file.write_text(dump_registry(sites, rows), encoding="utf-8")
-        registry = load_registry(registry_file)
-        pairs = [(d.domain, d.id) for d in registry if d.type != "sorting_point"][: config.devices]
-        devices_file = work / "devices.txt"
-        devices_file.write_text("".join(f"{dom} {dev}\n" for dom, dev in pairs), encoding="utf-8")
+        registry_file, devices_file = write_bench_devices(work, config)
         broker, port = _start_broker(work, config.messages)
         try:
             ceiling = _raw_ceiling(port, config, devices_file, progress)

@@ -153,17 +153,23 @@ def _wait_subscribed(port: int, client_ids: list[str], timeout: float = 60.0) ->
         client.loop_stop()
 
 
+def write_bench_devices(work: Path, config: BenchConfig) -> tuple[Path, Path]:
+    """A synthetic registry file and the load generator's device list for ``config.devices`` devices."""
+    sites, rows = synthetic_registry(max(config.devices, len(CATALOG)), seed=1)
+    registry_file = work / "registry.yaml"
+    registry_file.write_text(dump_registry(sites, rows), encoding="utf-8")
+    registry = load_registry(registry_file)
+    pairs = [(d.domain, d.id) for d in registry if d.type != "sorting_point"][: config.devices]
+    devices_file = work / "devices.txt"
+    devices_file.write_text("".join(f"{dom} {dev}\n" for dom, dev in pairs), encoding="utf-8")
+    return registry_file, devices_file
+
+
 def run_bench(config: BenchConfig, progress: Callable[[str], None] = print) -> BenchResult:
     """Run both phases and return the figures."""
     with tempfile.TemporaryDirectory(prefix="gulou-bench-") as tmp:
         work = Path(tmp)
-        sites, rows = synthetic_registry(max(config.devices, len(CATALOG)), seed=1)
-        registry_file = work / "registry.yaml"
-        registry_file.write_text(dump_registry(sites, rows), encoding="utf-8")
-        registry = load_registry(registry_file)
-        pairs = [(d.domain, d.id) for d in registry if d.type != "sorting_point"][: config.devices]
-        devices_file = work / "devices.txt"
-        devices_file.write_text("".join(f"{dom} {dev}\n" for dom, dev in pairs), encoding="utf-8")
+        registry_file, devices_file = write_bench_devices(work, config)
         broker, port = _start_broker(work, config.messages)
         try:
             ceiling = _raw_ceiling(port, config, devices_file, progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -105,10 +106,51 @@ class BufferedClient(mqtt.Client):
                 self._last_bytes_received = time.monotonic()
         return taken
 
+    def close_after(self, disconnect: bytes, deadline: float) -> None:
+        """Send ``disconnect``, half-close, and read until the broker closes; then close the socket.
+
+        paho closes the socket as soon as its DISCONNECT is written. The broker keeps sending PUBLISH packets
+        until it reads that DISCONNECT (each PUBACK frees a slot it refills), so the socket is closed with
+        unread data, which makes the kernel send a reset instead of a FIN; a broker that has not read our last
+        PUBACKs yet then discards them with the connection, and messages already stored come back on restart.
+        Reading to the end first lets the PUBACKs and the DISCONNECT reach the broker's session.
+        """
+        sock = self.socket()
+        if not isinstance(sock, socket.socket):  # no connection (or a websocket: paho's own close is all we have)
+            self._sock_close()
+            return
+        try:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            sock.sendall(disconnect)
+            sock.shutdown(socket.SHUT_WR)
+            while time.monotonic() < deadline:
+                sock.settimeout(max(0.05, deadline - time.monotonic()))
+                if not sock.recv(65536):
+                    break  # the broker read the DISCONNECT and closed its side
+        except (OSError, ValueError):
+            pass  # already gone: nothing more can reach the broker anyway
+        finally:
+            self._sock_close()
+
     def reconnect(self) -> MQTTErrorCode:
         """Drop bytes of the old connection before reconnecting."""
         self._rbuf, self._rpos = b"", 0
         return super().reconnect()
+
+
+def _disconnect_packet(props: Properties | None) -> bytes:
+    """An MQTT DISCONNECT: normal (2 bytes), or reason code 0 with ``props`` (MQTT 5)."""
+    if props is None:
+        return bytes([0xE0, 0x00])
+    body = b"\x00" + bytes(props.pack())  # type: ignore[no-untyped-call]
+    out = bytearray([0xE0])
+    n = len(body)
+    while True:  # the remaining length as a variable byte integer
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes(out) + body
 
 
 def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
@@ -351,10 +393,10 @@ class MqttSource(Source):
                 props.SessionExpiryInterval = 0  # the broker drops the session once we are gone
                 self.session_ended = True
         with contextlib.suppress(Exception):
-            self._client.disconnect(properties=props)
             deadline = time.monotonic() + 5
             while self._client.want_write() and time.monotonic() < deadline:
                 self._client.loop(timeout=0.05)
+            self._client.close_after(_disconnect_packet(props), deadline)
 
     def _send_acks(self) -> None:
         # Acks queued before a reconnect still name valid packet ids: the broker's session kept those

@@ -159,19 +159,27 @@ def run_bus_rules(settings: Settings, registry: Registry, rule_set: Sequence[Any
         store = AlertStore(settings.store)
         service = RulesService(settings, registry, rule_set, store=store, influx=influx,
                                broker=settings.broker_address(), clock=clock)
-        rules_worker = BusRulesWorker(bus, registry, rule_set, service.dispatch, me, event_clock=clock == "event")
+        # Each channel's deliveries are marked on the transition's claim, so a takeover resends only what the
+        # channels of a dead worker never delivered.
+        rules_worker = BusRulesWorker(bus, registry, rule_set, service.dispatch, me,
+                                      channels=[c.name for c in service.channels], event_clock=clock == "event")
+        service.on_delivered(rules_worker.delivered)
         announce(f"rules worker {me}: {len(rule_set)} rules, {bus.partitions} partitions on {settings.bus.url}")
         try:
             async with asyncio.TaskGroup() as tg:
                 delivery = tg.create_task(service.run(), name="rules-delivery")
                 await rules_worker.run(stop)
                 await service.drain(timeout=10.0)
+                try:
+                    await rules_worker.ledger.flush()
+                except BusError as exc:
+                    log.warning("rules worker %s: the last delivery marks were not written: %s", me, exc)
                 service.stop()
                 await delivery
         finally:
             store.close()
-        log.info("rules worker %s stopped: evaluated %d, sent %d, suppressed %d already sent", me,
-                 rules_worker.evaluated, rules_worker.sent, rules_worker.suppressed)
+        log.info("rules worker %s stopped: evaluated %d, sent %d, suppressed %d already sent, took over %d", me,
+                 rules_worker.evaluated, rules_worker.sent, rules_worker.suppressed, rules_worker.ledger.taken_over)
 
     _until_signalled(bus, work)
 

@@ -188,6 +188,36 @@ class Snapshots(ABC):
         """Replace the snapshot whose revision is ``expected_revision`` (0: none yet); SnapshotConflict if not."""
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One notification's claim: the worker sending it, the channels that delivered it, whether it is done.
+
+    ``revision`` is the store's version of the claim (0: not stored); writes are compare-and-set on it.
+    """
+
+    owner: str
+    done: frozenset[str] = frozenset()
+    sent: bool = False
+    revision: int = 0
+
+
+class Claims(ABC):
+    """Compare-and-set records keyed by a notification's deterministic id, kept within the dedupe horizon (days).
+
+    Alert transitions carry deterministic ids: the worker that claims one sends it and marks it sent once every
+    channel delivered it; a claim left unsent by a worker that is gone is taken over (a CAS on its revision),
+    so a replay after a takeover or restart neither loses a notification nor sends it twice.
+    """
+
+    @abstractmethod
+    async def get(self, key: str) -> Claim | None:
+        """The claim on ``key``, or None when there is none."""
+
+    @abstractmethod
+    async def put(self, key: str, claim: Claim) -> Claim | None:
+        """Store ``claim`` if ``key`` is still at ``claim.revision`` (0: absent); the stored claim, else None."""
+
+
 class Bus(ABC):
     """A replicated log partitioned by site, with consumer groups, partition readers, leases and snapshots."""
 
@@ -241,13 +271,10 @@ class Bus(ABC):
     def snapshots(self) -> Snapshots:
         """Partition snapshots."""
 
+    @property
     @abstractmethod
-    async def claim(self, key: str) -> bool:
-        """True for the first caller of ``key`` within the dedupe horizon (days), False for every later one.
-
-        Alert transitions carry deterministic ids: the worker that claims one sends it, so a replay after a
-        takeover or restart never notifies twice.
-        """
+    def claims(self) -> Claims:
+        """Who sends each alert transition, and which channels have delivered it (kept for days)."""
 
     @abstractmethod
     async def stats(self) -> BusStats:

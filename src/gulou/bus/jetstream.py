@@ -34,6 +34,7 @@ from gulou.bus.base import (
     BusFull,
     BusStats,
     BusUnavailable,
+    Claims,
     Consumer,
     Delivery,
     Envelope,
@@ -133,7 +134,7 @@ class JetStreamBus(Bus):
             self.js, f"{self.stream.lower()}_snapshots", self.replicas, ttl_s=None))
         claims_kv = await self._retry("provisioning the claims bucket", lambda: ensure_bucket(
             self.js, f"{self.stream.lower()}_claims", self.replicas, ttl_s=self.max_age_s))
-        self._claims = KvClaims(claims_kv)
+        self._claims = KvClaims(claims_kv, retry_s=self.connect_timeout_s)
         self._leases = KvLeases(leases_kv, self.lease_ttl_s)
         self._snapshots = KvSnapshots(snaps_kv, max_bytes=self._nc.max_payload)
         log.info("bus: stream %s, %d partition(s), %d replica(s), groups %s, partitioned %s", self.stream,
@@ -329,13 +330,12 @@ class JetStreamBus(Bus):
             raise BusError("the bus is not started")
         return self._snapshots
 
-    async def claim(self, key: str) -> bool:
-        """Create-if-absent in the claims bucket (kept as long as the stream keeps messages)."""
-        claims = self._claims
-        if claims is None:
+    @property
+    def claims(self) -> Claims:
+        """Claims in the KV bucket ``<stream>_claims`` (kept as long as the stream keeps messages)."""
+        if self._claims is None:
             raise BusError("the bus is not started")
-        claimed: bool = await self._retry(f"claiming {key}", lambda: claims.claim(key))
-        return claimed
+        return self._claims
 
     async def stats(self) -> BusStats:
         """The stream's fill and limits, and each group's backlog."""

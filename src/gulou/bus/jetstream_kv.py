@@ -7,6 +7,8 @@ import json
 import struct
 import time
 import zlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -14,13 +16,25 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from gulou.bus.base import BusError, BusUnavailable, Lease, Leases, Snapshot, SnapshotConflict, Snapshots
+from gulou.backoff import Backoff
+from gulou.bus.base import (
+    BusError,
+    BusUnavailable,
+    Claim,
+    Claims,
+    Lease,
+    Leases,
+    Snapshot,
+    SnapshotConflict,
+    Snapshots,
+)
 
 _TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError,
               nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError, TimeoutError)
 # Snapshot value: magic, covered stream sequence, then the zlib-compressed state.
 _HEADER = struct.Struct(">4sQ")
 _MAGIC = b"GLS1"
+T = TypeVar("T")
 
 
 async def ensure_bucket(js: JetStreamContext, bucket: str, replicas: int, ttl_s: float | None) -> KeyValue:
@@ -143,17 +157,50 @@ class KvSnapshots(Snapshots):
         return Snapshot(seq, data, revision)
 
 
-class KvClaims:
-    """First-come claims on keys (hashed into valid KV keys); expire with the bucket's TTL."""
+class KvClaims(Claims):
+    """Claims as small JSON values under hashed keys (valid KV keys); they expire with the bucket's TTL.
 
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+    A create is an update expecting no previous revision (one round trip, not the client's create-then-get),
+    and brief outages are retried for up to ``retry_s`` so a leader election does not stop a partition.
+    """
 
-    async def claim(self, key: str) -> bool:
-        """True when this call created the key."""
-        name = hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+    def __init__(self, kv: KeyValue, retry_s: float = 20.0) -> None:
+        self.kv, self.retry_s = kv, retry_s
+
+    @staticmethod
+    def _name(key: str) -> str:
+        return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+
+    async def get(self, key: str) -> Claim | None:
+        """The stored claim, or None."""
         try:
-            await self.kv.create(name, key.encode("utf-8")[:1024])
+            entry = await self._retry(key, lambda: self.kv.get(self._name(key)))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        try:
+            data = json.loads(entry.value or b"{}")
+            return Claim(str(data["o"]), frozenset(data.get("d", ())), bool(data.get("s")), entry.revision or 0)
+        except (ValueError, KeyError, TypeError):
+            # A claim written before claims named their owner: treat it as sent, as it was then.
+            return Claim("", frozenset(), True, entry.revision or 0)
+
+    async def put(self, key: str, claim: Claim) -> Claim | None:
+        """Write on ``claim.revision`` (0: create); None when the key is at another revision."""
+        value = json.dumps({"k": key[:200], "o": claim.owner, "d": sorted(claim.done), "s": int(claim.sent)},
+                           separators=(",", ":")).encode()
+        try:
+            revision = await self._retry(key, lambda: self.kv.update(self._name(key), value, last=claim.revision))
         except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        return True
+            return None
+        return Claim(claim.owner, frozenset(claim.done), claim.sent, int(revision))
+
+    async def _retry(self, key: str, step: Callable[[], Awaitable[T]]) -> T:
+        deadline = time.monotonic() + self.retry_s
+        backoff = Backoff(0.1, 2.0)
+        while True:
+            try:
+                return await step()
+            except _TRANSIENT as exc:
+                if time.monotonic() >= deadline:
+                    raise BusUnavailable(f"claim {key}: {exc!r}") from exc
+            await backoff.sleep()

@@ -21,6 +21,8 @@ from gulou.bus.base import (
     BusFull,
     BusStats,
     BusUnavailable,
+    Claim,
+    Claims,
     Consumer,
     Delivery,
     Envelope,
@@ -85,7 +87,7 @@ class InProcessBus(Bus):
         self._changed: asyncio.Condition | None = None
         self._leases = MemoryLeases(lease_ttl_s, clock)
         self._snapshots = MemorySnapshots()
-        self._claimed: set[str] = set()
+        self._claims = MemoryClaims()
 
     @classmethod
     def from_settings(cls, settings: Settings, topology: Topology) -> InProcessBus | None:
@@ -291,12 +293,10 @@ class InProcessBus(Bus):
         """In-memory snapshots."""
         return self._snapshots
 
-    async def claim(self, key: str) -> bool:
-        """First caller wins (kept for the life of the process)."""
-        if key in self._claimed:
-            return False
-        self._claimed.add(key)
-        return True
+    @property
+    def claims(self) -> Claims:
+        """In-memory claims (kept for the life of the process, the oldest dropped beyond a bound)."""
+        return self._claims
 
     async def stats(self) -> BusStats:
         """Log size and each group's backlog."""
@@ -427,3 +427,29 @@ class MemorySnapshots(Snapshots):
         snap = Snapshot(seq, data, self._revision)
         self._saved[key] = snap
         return snap
+
+
+class MemoryClaims(Claims):
+    """Claims in a dict with compare-and-set revisions; beyond ``limit`` keys the oldest are forgotten."""
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self.limit = limit
+        self._claims: OrderedDict[str, Claim] = OrderedDict()
+        self._revision = 0
+
+    async def get(self, key: str) -> Claim | None:
+        """The claim on ``key``."""
+        return self._claims.get(key)
+
+    async def put(self, key: str, claim: Claim) -> Claim | None:
+        """Store it if ``key`` is still at ``claim.revision`` (0: absent)."""
+        current = self._claims.get(key)
+        if (current.revision if current else 0) != claim.revision:
+            return None
+        self._revision += 1
+        stored = Claim(claim.owner, frozenset(claim.done), claim.sent, self._revision)
+        self._claims[key] = stored
+        self._claims.move_to_end(key)
+        while len(self._claims) > self.limit:
+            self._claims.popitem(last=False)
+        return stored

@@ -1,9 +1,12 @@
 """The rules engine on the bus: one engine per owned partition, restored from its snapshot, replaying the stream.
 
 Each partition's state (all of a site's devices: the partition key is the site) lives in its own engine.
-A commit saves the engine's snapshot with the stream sequence it covers, then acknowledges the messages up
-to there; only a worker whose lease is still valid commits. Alert transitions have deterministic ids; the
-worker that claims an id first sends it, so the replay after a takeover or a restart notifies nobody twice.
+A commit saves the engine's snapshot with the stream sequence it covers (and the partition's notifications
+claimed but not yet seen sent), then acknowledges the messages up to there; only a worker whose lease is
+still valid commits. Alert transitions have deterministic ids; the worker that claims an id first sends it
+and marks it sent once its channels delivered it, and a claim left unsent by a worker that is gone is taken
+over (``gulou.bus.notify``): the replay after a takeover or a restart neither loses a notification nor sends
+it twice.
 """
 
 from __future__ import annotations
@@ -12,32 +15,28 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from gulou.bus.base import Bus, BusError, Consumer, Delivery, Lease, ReaderClosed, SnapshotConflict
 from gulou.bus.codec import decode
 from gulou.bus.keeper import PartitionKeeper
 from gulou.bus.lease import partition_key
+from gulou.bus.notify import Dispatch, NotificationLedger
+from gulou.channels.base import transition_id
 from gulou.devices.contract import Reading, StatusUpdate
 from gulou.devices.registry import Registry
 from gulou.rules.alerts import AlertTransition
 from gulou.rules.engine import Engine, Item
 from gulou.rules.model import AnyRule
-from gulou.timeutil import from_ms, to_ms
+from gulou.timeutil import from_ms
 from gulou.tsdb.records import Point, StatusEvent
 
 log = logging.getLogger(__name__)
 GROUP = "rules"
-Dispatch = Callable[[Sequence[AlertTransition]], None]
-
-
-def transition_id(t: AlertTransition) -> str:
-    """The same for the same change of the same alert, whichever worker computes it."""
-    a = t.alert
-    at = {"firing": a.first_seen, "renotify": a.notified_at, "resolved": a.resolved_at}[t.event] or a.last_seen
-    return f"{a.alert_id}:{t.event}:{to_ms(at)}"
+__all__ = ["GROUP", "BusRulesWorker", "Dispatch", "to_item", "transition_id"]
 
 
 def to_item(record: Point | StatusEvent, registry: Registry) -> Item | None:
@@ -63,24 +62,58 @@ class _Owned:
 
 
 class BusRulesWorker:
-    """Owns a share of the partitions and runs an engine for each; transitions go to ``dispatch``."""
+    """Owns a share of the partitions and runs an engine for each; transitions go to ``dispatch``.
+
+    ``channels`` names the channels ``dispatch`` delivers to; each reports its deliveries to ``delivered``.
+    Without channels a transition counts as sent once dispatched.
+    """
 
     def __init__(self, bus: Bus, registry: Registry, rules: Sequence[AnyRule], dispatch: Dispatch, worker: str, *,
-                 lateness_s: float = 600.0, renotify_s: float | None = 3600.0, event_clock: bool = False,
-                 commit_every: int = 5000, commit_s: float = 5.0, tick_s: float = 5.0) -> None:
+                 channels: Sequence[str] = (), lateness_s: float = 600.0, renotify_s: float | None = 3600.0,
+                 event_clock: bool = False, commit_every: int = 5000, commit_s: float = 5.0, tick_s: float = 5.0,
+                 settle_s: float = 10.0) -> None:
         self.bus, self.registry, self.rules, self.dispatch = bus, registry, rules, dispatch
         self.worker = worker
         self.lateness_s, self.renotify_s, self.event_clock = lateness_s, renotify_s, event_clock
-        self.commit_every, self.commit_s, self.tick_s = commit_every, commit_s, tick_s
+        self.commit_every, self.commit_s, self.tick_s, self.settle_s = commit_every, commit_s, tick_s, settle_s
         self.keeper = PartitionKeeper(bus.leases, GROUP, bus.partitions, worker, self)
+        self.ledger = NotificationLedger(bus, GROUP, worker, channels, dispatch, recheck_s=self.keeper.tick_s)
         self.owned: dict[int, _Owned] = {}
         self.evaluated = 0
-        self.sent = 0
-        self.suppressed = 0
+
+    @property
+    def sent(self) -> int:
+        """Transitions this worker dispatched (claimed first, or taken over from a worker that is gone)."""
+        return self.ledger.sent
+
+    @property
+    def suppressed(self) -> int:
+        """Transitions met again (replays) that another worker, or this one, sends or has sent."""
+        return self.ledger.suppressed
+
+    def delivered(self, channel: str, transition: AlertTransition) -> None:
+        """``channel`` delivered ``transition`` (the rules service's delivery listener)."""
+        self.ledger.delivered(channel, transition)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Keep partitions until ``stop``; then commit and hand every one back."""
-        await self.keeper.run(stop)
+        """Keep partitions until ``stop``; let what is in flight be delivered, then commit and hand every one back."""
+        marks = asyncio.create_task(self.ledger.run(), name="rules-claims")
+        keeper_stop = asyncio.Event()
+        keeper = asyncio.create_task(self.keeper.run(keeper_stop), name="rules-keeper")
+        stopped = asyncio.create_task(stop.wait(), name="rules-stop")
+        try:
+            await asyncio.wait({keeper, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not keeper.done():
+                # Marked sent while this worker still holds its membership: nobody takes these over meanwhile.
+                await self.ledger.settle(self.settle_s)
+            keeper_stop.set()
+            await keeper
+            await self.ledger.flush()
+        finally:
+            keeper_stop.set()
+            for task in (stopped, keeper, marks):
+                task.cancel()
+            await asyncio.gather(stopped, keeper, marks, return_exceptions=True)
 
     # -- the keeper's callbacks ------------------------------------------------------------------------------
     async def gained(self, partition: int, lease: Lease) -> None:
@@ -105,27 +138,35 @@ class BusRulesWorker:
         engine = Engine(self.rules, self.registry, lateness_s=self.lateness_s, default_renotify_s=self.renotify_s)
         snap = await self.bus.snapshots.load(key)
         after, revision = (snap.seq, snap.revision) if snap is not None else (0, 0)
+        unsent: list[dict[str, Any]] = []
         if snap is not None:
             try:
-                engine.restore(json.loads(snap.data))
+                state = json.loads(snap.data)
+                if isinstance(state, dict) and "engine" in state:
+                    state, unsent = state["engine"], list(state.get("unsent") or [])
+                engine.restore(state)
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("partition %d: unusable snapshot (%s); starting empty from sequence %d", p, exc, after)
         reader = await self.bus.reader(GROUP, p, after, f"r{owned.lease.revision}")
-        log.info("partition %d: resumed at sequence %d with %d active alert(s)", p, after,
-                 len(engine.book.active))
+        log.info("partition %d: resumed at sequence %d with %d active alert(s), %d notification(s) unsent", p,
+                 after, len(engine.book.active), len(unsent))
         pending: list[Delivery] = []
         newest_ms: int | None = None
         last_commit = last_tick = time.monotonic()
         try:
+            await self.ledger.restore(p, unsent)
             while not owned.stop.is_set():
                 batch = await reader.fetch(500, 0.5)
+                transitions: list[AlertTransition] = []
                 for d in batch:
-                    newest_ms = await self._evaluate(engine, d, newest_ms)
+                    newest_ms = self._evaluate(engine, d, newest_ms, transitions)
+                # Claimed per batch: the claims' round trips overlap instead of adding up.
+                await self.ledger.admit(p, transitions)
                 pending.extend(batch)
                 now = time.monotonic()
                 # On the event clock a partition without a reading since it was resumed has no time yet.
                 if now - last_tick >= self.tick_s and not (self.event_clock and newest_ms is None):
-                    await self._send(engine.tick(self._now(newest_ms, engine)))
+                    await self.ledger.admit(p, engine.tick(self._now(newest_ms, engine)))
                     last_tick = now
                 if pending and (len(pending) >= self.commit_every or now - last_commit >= self.commit_s):
                     revision = await self._commit(owned, engine, reader, pending, revision)
@@ -139,7 +180,8 @@ class BusRulesWorker:
         finally:
             await reader.close()
 
-    async def _evaluate(self, engine: Engine, d: Delivery, newest_ms: int | None) -> int | None:
+    def _evaluate(self, engine: Engine, d: Delivery, newest_ms: int | None,
+                  out: list[AlertTransition]) -> int | None:
         if d.kind == "dead":
             return newest_ms
         try:
@@ -154,7 +196,7 @@ class BusRulesWorker:
             return newest_ms
         evaluation = engine.evaluate(item)
         self.evaluated += 1
-        await self._send(evaluation.transitions)
+        out.extend(evaluation.transitions)
         return max(newest_ms or evaluation.ts_ms, evaluation.ts_ms)
 
     def _now(self, newest_ms: int | None, engine: Engine) -> datetime:
@@ -162,18 +204,12 @@ class BusRulesWorker:
             return from_ms(newest_ms - engine.lateness_ms)
         return datetime.now(UTC)
 
-    async def _send(self, transitions: Sequence[AlertTransition]) -> None:
-        fresh = [t for t in transitions if await self.bus.claim(transition_id(t))]
-        self.suppressed += len(transitions) - len(fresh)
-        if fresh:
-            self.sent += len(fresh)
-            self.dispatch(fresh)
-
     async def _commit(self, owned: _Owned, engine: Engine, reader: Consumer, pending: list[Delivery],
                       revision: int) -> int:
         if self.keeper.lease(owned.partition) is None:
             raise BusError(f"lease on partition {owned.partition} no longer valid")
-        data = json.dumps(engine.snapshot(), separators=(",", ":")).encode()
+        state = {"engine": engine.snapshot(), "unsent": self.ledger.unsent(owned.partition)}
+        data = json.dumps(state, separators=(",", ":")).encode()
         snap = await self.bus.snapshots.save(partition_key(GROUP, owned.partition), pending[-1].seq, data, revision)
         await reader.ack(pending)
         return snap.revision

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Self
 from gulou.rules.alert_store import AlertStore
 from gulou.rules.alerts import AlertTransition
 from gulou.settings import BrokerAddress, Settings
+from gulou.timeutil import to_ms
 from gulou.tsdb.writer import LineWriter
 
 
@@ -57,3 +59,17 @@ class Channel(ABC):
 def describe(transition: AlertTransition) -> str:
     """How logs name a notification."""
     return f"{transition.event} {transition.alert.alert_id}"
+
+
+def transition_id(transition: AlertTransition) -> str:
+    """The same for the same change of the same alert, whichever process computes it: receivers dedupe by it."""
+    a = transition.alert
+    at = {"firing": a.first_seen, "renotify": a.notified_at, "resolved": a.resolved_at}[transition.event] \
+        or a.last_seen
+    return f"{a.alert_id}:{transition.event}:{to_ms(at)}"
+
+
+def notification_body(transition: AlertTransition) -> bytes:
+    """The JSON notification with its ``transition_id``, as the webhook and MQTT channels send it."""
+    return json.dumps({**transition.to_json(), "transition_id": transition_id(transition)},
+                      ensure_ascii=False).encode()

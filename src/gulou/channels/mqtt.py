@@ -1,4 +1,7 @@
-"""The MQTT channel: JSON to ``gulou/alerts/<domain>/<device_id>`` at QoS 1 on the channel's own connection."""
+"""The MQTT channel: JSON to ``gulou/alerts/<domain>/<device_id>`` at QoS 1 on the channel's own connection.
+
+The payload carries the transition's deterministic ``transition_id`` so a subscriber can drop a resend.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any, Self
 import aiomqtt
 
 from gulou.backoff import Backoff
-from gulou.channels.base import Channel, ChannelContext, DeliveryError
+from gulou.channels.base import Channel, ChannelContext, DeliveryError, notification_body
 from gulou.devices.contract import TOPIC_ROOT
 from gulou.rules.alerts import AlertTransition
 from gulou.settings import BrokerAddress, Settings
@@ -76,6 +79,6 @@ class MqttChannel(Channel):
         if client is None or not self.connected.is_set():
             raise DeliveryError("not connected to the broker")
         try:
-            await client.publish(alert_topic(transition), transition.body, qos=1)
+            await client.publish(alert_topic(transition), notification_body(transition), qos=1)
         except Exception as exc:
             raise DeliveryError(f"MQTT publish failed: {exc}") from exc

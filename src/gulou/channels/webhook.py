@@ -1,11 +1,15 @@
-"""The webhook channel: POST the JSON notification, signed with an HMAC over a timestamp and the body."""
+"""The webhook channel: POST the JSON notification, signed with an HMAC over a timestamp and the body.
+
+Every POST carries the transition's deterministic id (``transition_id`` in the body, ``Idempotency-Key``
+header): a takeover can resend a notification that was delivered just before its worker died.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Self
 
-from gulou.channels.base import Channel, ChannelContext
+from gulou.channels.base import Channel, ChannelContext, notification_body, transition_id
 from gulou.channels.http import TIMEOUT_S, post_json
 from gulou.rules.alerts import AlertTransition
 from gulou.settings import Settings
@@ -30,7 +34,8 @@ class WebhookChannel(Channel):
 
     async def send(self, transition: AlertTransition) -> None:
         """POST one notification."""
-        body = transition.body
+        body = notification_body(transition)
         # Signed at each attempt: a redelivery carries a fresh timestamp, a captured request goes stale.
         headers = signed_headers(self.secret, body) if self.secret else {}
+        headers["Idempotency-Key"] = transition_id(transition)
         await asyncio.to_thread(post_json, self.url, body, headers, self.timeout_s)

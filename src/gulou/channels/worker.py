@@ -37,6 +37,8 @@ class ChannelWorker(Generic[T]):
         self.redeliver_s = redeliver_s
         self.describe = describe
         self.stats = {"delivered": 0, "retries": 0, "kept": 0, "overflow": 0, "redelivered": 0}
+        # Told (channel name, item) after each successful send: bus workers mark notifications sent with it.
+        self.on_delivered: Callable[[str, T], None] | None = None
 
     def new_backoff(self) -> Backoff:
         """The delays between the attempts at one item: jittered so retries of many items spread out."""
@@ -72,6 +74,7 @@ class ChannelWorker(Generic[T]):
             try:
                 await self.channel.send(item)
                 self.stats["delivered"] += 1
+                self._delivered(item)
                 return
             except Exception as exc:  # a channel failure must never reach the engine
                 error = str(exc)
@@ -102,5 +105,13 @@ class ChannelWorker(Generic[T]):
                 break
             self.outbox.delivered(outbox_id)
             self.stats["redelivered"] += 1
+            self._delivered(item)
             sent += 1
         return sent
+
+    def _delivered(self, item: T) -> None:
+        if self.on_delivered is not None:
+            try:
+                self.on_delivered(self.channel.name, item)
+            except Exception:  # the listener's failure must not turn a delivery into a retry
+                log.exception("%s: delivery listener failed on %s", self.channel.name, self.describe(item))

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -213,11 +213,17 @@ class RulesService:
             await asyncio.sleep(self.tick_s)
             self.tick()
 
-    def dispatch(self, transitions: Sequence[AlertTransition]) -> None:
-        """Hand transitions to every channel's queue (never waits)."""
+    def dispatch(self, transitions: Sequence[AlertTransition], skip: Collection[str] = ()) -> None:
+        """Hand transitions to every channel's queue but those named in ``skip`` (never waits)."""
         for t in transitions:
             for w in self.workers:
-                w.offer(t)
+                if w.channel.name not in skip:
+                    w.offer(t)
+
+    def on_delivered(self, listener: Callable[[str, AlertTransition], None]) -> None:
+        """Tell ``listener`` (channel name, transition) after each delivery, first attempt or redelivery."""
+        for w in self.workers:
+            w.on_delivered = listener
 
     async def _saver(self) -> None:
         while True:

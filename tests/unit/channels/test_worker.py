@@ -79,3 +79,41 @@ def test_backoff_is_jittered_and_capped() -> None:
     delays = {round(wait(2), 6) for _ in range(20)}
     assert len(delays) > 1 and all(2.0 <= d <= 4.0 for d in delays)
     assert all(4.0 <= wait(10) <= 8.0 for _ in range(20))
+
+
+def test_the_delivery_listener_hears_first_deliveries_and_redeliveries_only(fired: AlertTransition) -> None:
+    async def scenario() -> None:
+        channel = Flaky(failures=2)
+        worker: ChannelWorker[AlertTransition] = ChannelWorker(channel, MemoryOutbox(), attempts=2, backoff_s=0.001,
+                                                               redeliver_s=3600)
+        heard: list[tuple[str, str]] = []
+        worker.on_delivered = lambda name, t: heard.append((name, t.alert.alert_id))
+        task = asyncio.create_task(worker.run())
+        worker.offer(fired)  # fails twice → kept, not heard
+        worker.offer(renamed(fired, "second"))
+        await asyncio.wait_for(worker.queue.join(), 5)
+        assert heard == [("flaky", "second")]
+        assert await worker.redeliver_once() == 1
+        assert heard == [("flaky", "second"), ("flaky", fired.alert.alert_id)]
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_listener_does_not_turn_a_delivery_into_a_retry(fired: AlertTransition) -> None:
+    async def scenario() -> None:
+        channel = Flaky(failures=0)
+        worker: ChannelWorker[AlertTransition] = ChannelWorker(channel, MemoryOutbox(), attempts=3, backoff_s=0.001,
+                                                               redeliver_s=3600)
+
+        def broken(_name: str, _t: AlertTransition) -> None:
+            raise RuntimeError("listener down")
+
+        worker.on_delivered = broken
+        task = asyncio.create_task(worker.run())
+        worker.offer(fired)
+        await asyncio.wait_for(worker.queue.join(), 5)
+        assert channel.sent == [fired.alert.alert_id] and worker.stats["retries"] == 0
+        task.cancel()
+
+    asyncio.run(scenario())

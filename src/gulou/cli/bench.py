@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import click
 
-from gulou.bench.bus_bench import as_dict as bus_as_dict
-from gulou.bench.bus_bench import run_bus_bench
-from gulou.bench.ingest_bench import BenchConfig, as_dict, run_bench
 from gulou.cli.common import echo_json, json_option, load_settings
 from gulou.cli.rules import bench_rules
 from gulou.devices.catalog import CATALOG
-from gulou.hj212.bench import as_dict as hj212_as_dict
-from gulou.hj212.bench import run_hj212_bench
 
 
 @click.group()
@@ -38,6 +33,9 @@ def bench() -> None:
 def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int, batch_size: int, rate: float,
                  on_bus: bool, sinks: int, as_json: bool) -> None:
     """Publish flat out through Mosquitto; report msgs/s end to end, latency, loss, RSS vs the raw broker."""
+    # Imported here: with one collector it runs in this process, whose peak RSS the benchmark reports.
+    from gulou.bench.ingest_bench import BenchConfig, as_dict, run_bench
+
     influx: dict[str, str] = {}
     if sink == "influx":
         settings = load_settings()
@@ -49,6 +47,9 @@ def bench_ingest(messages: int, devices: int, qos: str, sink: str, workers: int,
     config = BenchConfig(messages=messages, devices=devices, qos=int(qos), sink=sink, workers=workers,
                          batch_size=batch_size, rate=rate, influx=influx)
     if on_bus:
+        from gulou.bench.bus_bench import as_dict as bus_as_dict
+        from gulou.bench.bus_bench import run_bus_bench
+
         try:
             bus_result = run_bus_bench(config, collectors=workers, sinks=sinks,
                                        progress=lambda line: click.echo(line, err=True))
@@ -89,6 +90,9 @@ bench.add_command(bench_rules, name="rules")
 @json_option
 def bench_hj212(connections: int, packets: int, downstream: str, broker: str | None, as_json: bool) -> None:
     """HJ 212 gateway: packets/s over many concurrent station links, loss, CPU and memory."""
+    from gulou.hj212.bench import as_dict as hj212_as_dict
+    from gulou.hj212.bench import run_hj212_bench
+
     try:
         result = run_hj212_bench(connections, packets, broker, progress=lambda line: click.echo(line, err=True),
                                  mosquitto=downstream == "mosquitto" and broker is None)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import click
 
-from gulou.app.bus import read_bus_stats, run_bus_ingest
 from gulou.app.ingest import (
     IngestError,
     IngestOptions,
@@ -69,11 +68,16 @@ def ingest(broker: str | None, store: Path | None, registry: Path | None, client
             if client_id is None or workers > 1:
                 raise IngestUsageError("--drain needs --client-id of the departing collector, one process")
             if settings.bus.urls():
+                # The bus client, stream and rules stack load only when a bus is configured.
+                from gulou.app.bus import run_bus_ingest
+
                 run_bus_ingest(settings, replace(options, drain=True))
             else:
                 run_drain(settings, options)
             return
         if settings.bus.urls():
+            from gulou.app.bus import run_bus_ingest
+
             if workers > 1:
                 raise IngestUsageError("with --bus run one collector per process (a fixed --client-id each)")
             run_bus_ingest(settings, options)
@@ -95,6 +99,8 @@ def stats(store: Path | None, bus: str | None, as_json: bool) -> None:
     with closing(read_store(settings)) as db:
         data = db.stats()
     if settings.bus.urls():
+        from gulou.app.bus import read_bus_stats
+
         try:
             data["bus"] = read_bus_stats(settings)
         except IngestError as exc:

@@ -9,9 +9,7 @@ from typing import Any
 
 import click
 
-from gulou.app.bus import run_bus_rules
 from gulou.app.ingest import IngestError, IngestUsageError
-from gulou.app.rules import run_rules
 from gulou.cli.common import (
     broker_option,
     bus_option,
@@ -112,7 +110,10 @@ def rules_run(broker: str | None, registry: Path | None, store: Path | None, rul
     setup_logging(settings.log_level)
     reg = open_registry(settings)
     rule_set = _load(rule_files)
+    # The runners (alert channels, workflow store, bus client) load only when the engine runs.
     if settings.bus.urls():
+        from gulou.app.bus import run_bus_rules
+
         try:
             run_bus_rules(settings, reg, rule_set, "event" if clock == "event" else "wall",
                           announce=lambda line: click.echo(line, err=True))
@@ -121,6 +122,8 @@ def rules_run(broker: str | None, registry: Path | None, store: Path | None, rul
         except IngestError as exc:
             raise click.ClickException(str(exc)) from None
         return
+    from gulou.app.rules import run_rules
+
     try:
         asyncio.run(run_rules(settings, reg, rule_set, "event" if clock == "event" else "wall",
                               announce=lambda line: click.echo(line, err=True)))

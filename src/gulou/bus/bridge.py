@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import queue
 import time
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from gulou.backoff import Backoff
 from gulou.bus.base import Bus, BusError, Envelope
 from gulou.bus.codec import envelope
+from gulou.bus.ledger import DeadLetterIds
 from gulou.bus.partition import Partitioner
 from gulou.devices.contract import STATION_DEADLETTERS, Decoder, Reading, Rejection
 from gulou.devices.registry import Registry
@@ -34,6 +36,7 @@ class BridgeTotals:
     rejected: int = 0
     batches: int = 0
     publish_failures: int = 0
+    dead_ids_reused: int = 0  # redelivered dead letters published again under the id they had the first time
     by_reason: Counter[str] = field(default_factory=Counter)
 
 
@@ -45,6 +48,10 @@ class BusBridge:
                  max_future: timedelta = timedelta(minutes=5), health_every_s: float = 5.0,
                  store: EmbeddedStore | None = None) -> None:
         self.source, self.bus, self.store = source, bus, store
+        # Kept beside the collector's health figures: a restart of the same slot finds them again.
+        window = float(getattr(bus, "dedupe_window_s", 120.0))
+        self.dead_ids = DeadLetterIds(store.path, window) if store is not None else None
+        self._dead_ids_due: list[tuple[str, str, bytes, str]] = []
         self.decoder = Decoder(registry, max_future)
         self.partitioner = Partitioner(registry, bus.partitions)
         self.batch_size, self.batch_wait_s = batch_size, batch_wait_s
@@ -62,18 +69,30 @@ class BusBridge:
                 letter = station_letter(m.payload, int(m.received * 1000), self.decoder.registry)
                 self.totals.by_reason[letter.reason] += 1
                 self.totals.rejected += 1
-                out.append(envelope(letter, None))
+                out.append(self._dead(m, letter))
                 continue
             result = self.decoder.decode(m.topic, m.payload, now)
             if isinstance(result, Rejection):
                 self.totals.by_reason[result.reason] += 1
                 self.totals.rejected += 1
-                out.append(envelope(DeadLetter(m.topic, m.payload, result.reason, result.detail,
-                                               int(m.received * 1000), result.device_id, result.domain), None))
+                out.append(self._dead(m, DeadLetter(m.topic, m.payload, result.reason, result.detail,
+                                                    int(m.received * 1000), result.device_id, result.domain)))
                 continue
             record = Point.from_reading(result) if isinstance(result, Reading) else StatusEvent.from_update(result)
             out.append(envelope(record, self.partitioner.for_device(result.device.id)))
         return out
+
+    def _dead(self, m: Delivery, letter: DeadLetter) -> Envelope:
+        """A dead letter's message; a redelivered copy of one published before gets the id it had then."""
+        env = envelope(letter, None)
+        key = self.source.redelivery_key(m) if self.dead_ids is not None else None
+        if key is None or self.dead_ids is None:
+            return env
+        if m.redelivered and (earlier := self.dead_ids.recall(key, m.topic, m.payload)) is not None:
+            env = dataclasses.replace(env, msg_id=earlier)
+            self.totals.dead_ids_reused += 1
+        self._dead_ids_due.append((key, m.topic, m.payload, env.msg_id))
+        return env
 
     def _take_batch(self) -> list[Delivery]:
         batch: list[Delivery] = []
@@ -93,6 +112,10 @@ class BusBridge:
     async def publish_batch(self, messages: list[Delivery], stop: asyncio.Event) -> bool:
         """Publish until the stream acknowledged all, then ack the source; False if stopped before that."""
         envs = self.envelopes(messages, datetime.now(UTC))
+        if self.dead_ids is not None and self._dead_ids_due:
+            # Durable before the stream can have it: a crash after the stream's ack must find the id again.
+            await asyncio.to_thread(self.dead_ids.remember, self._dead_ids_due)
+            self._dead_ids_due = []
         backoff = Backoff(0.5, 10.0)
         while True:
             try:
@@ -132,6 +155,8 @@ class BusBridge:
         finally:
             self.source.stop()
             await self.report_health()
+            if self.dead_ids is not None:
+                self.dead_ids.close()
         return self.totals
 
     def health(self) -> dict[str, object]:
@@ -141,6 +166,7 @@ class BusBridge:
         return {"collector": self.source.id, "connected": self.source.connected, "stalled": self.source.stalled,
                 "reconnects": self.source.reconnects, "received": t.received, "stored": t.published,
                 "duplicates": t.duplicates, "rejected": t.rejected, "publish_failures": t.publish_failures,
+                "dead_ids_reused": t.dead_ids_reused,
                 "seconds_since_message": None if last is None else round(now - last, 1),
                 "uptime_s": round(now - self._started, 1), "spool": {}, "bus": True,
                 "updated_at": datetime.now(UTC).isoformat()}

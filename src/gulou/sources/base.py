@@ -25,6 +25,8 @@ class Delivery:
     # The payload's size when the source kept only its first bytes (over SourceOptions.max_payload_bytes);
     # -1 when ``payload`` is whole.
     size: int = -1
+    # The source says it handed this message out before (MQTT's DUP flag): it may have been stored already.
+    redelivered: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ class Source(ABC):
     @abstractmethod
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Acknowledge a batch; called only once it is durably stored (or dead-lettered)."""
+
+    def redelivery_key(self, delivery: Delivery) -> str | None:
+        """A name the source gives this message again when it redelivers it, or None when it has none.
+
+        Identical payloads are distinct messages, so only such a name lets a redelivered copy be recognised.
+        """
+        return None
 
     @abstractmethod
     def pause(self) -> None:

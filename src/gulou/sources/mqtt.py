@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 PUBACK = 0x40
 _PUBACK_HEAD = bytes([PUBACK, 0x02])
 PROTOCOLS = {"5": True, "3.1.1": False}  # protocol name → MQTT 5
-PublishHandler = Callable[[str, bytes, int, int], None]  # (topic, payload, packet id, qos)
+PublishHandler = Callable[[str, bytes, int, int, bool], None]  # (topic, payload, packet id, qos, dup)
 
 
 class BufferedClient(mqtt.Client):
@@ -97,7 +97,7 @@ class BufferedClient(mqtt.Client):
                 topic = buf[body + 2:topic_end].decode()
             except UnicodeDecodeError:
                 break
-            handle(topic, buf[start:stop], mid, qos)
+            handle(topic, buf[start:stop], mid, qos, bool(head & 0x08))
             pos = stop
             taken += 1
         if taken:
@@ -295,6 +295,11 @@ class MqttSource(Source):
         tokens = [cast(tuple[int, int], d.token) for d in deliveries]
         self._acks.append([(mid, qos) for mid, qos in tokens if qos > 0])
 
+    def redelivery_key(self, delivery: Delivery) -> str | None:
+        """Client id and packet id: a broker resends an unacknowledged QoS 1 message with its original packet id."""
+        mid, qos = cast(tuple[int, int], delivery.token)
+        return f"{self.id}:{mid}" if qos else None
+
     def pause(self) -> None:
         """Stop handing deliveries on; the broker redelivers those unacknowledged ones after reconnecting."""
         self._paused = True
@@ -357,9 +362,9 @@ class MqttSource(Source):
             log.warning("disconnected from broker: %s", rc)
 
     def _handle_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self._publish(msg.topic, bytes(msg.payload), msg.mid, msg.qos)
+        self._publish(msg.topic, bytes(msg.payload), msg.mid, msg.qos, bool(msg.dup))
 
-    def _publish(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+    def _publish(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool = False) -> None:
         """One PUBLISH, whether paho parsed it or ``take_publishes`` did."""
         now = time.monotonic()
         # Any delivery proves the subscription alive; under a backlog the probe may queue behind data.
@@ -374,9 +379,10 @@ class MqttSource(Source):
         self._last_message_at = now
         limit = self.config.max_payload_bytes
         if limit is not None and len(payload) > limit:
-            self._deliver(Delivery(topic, payload[:self.config.keep_bytes], time.time(), (mid, qos), len(payload)))
+            self._deliver(Delivery(topic, payload[:self.config.keep_bytes], time.time(), (mid, qos), len(payload),
+                                   dup))
             return
-        self._deliver(Delivery(topic, payload, time.time(), (mid, qos)))
+        self._deliver(Delivery(topic, payload, time.time(), (mid, qos), -1, dup))
 
     def _close(self) -> None:
         """Send queued acks and a DISCONNECT, and let the loop write them out."""

@@ -12,7 +12,7 @@ from paho.mqtt.properties import Properties
 from gulou.bench.loadgen import publish_packet
 from gulou.sources.mqtt import BufferedClient
 
-Taken = tuple[str, bytes, int, int]
+Taken = tuple[str, bytes, int, int, bool]  # topic, payload, packet id, qos, dup
 
 
 def _client(mqtt5: bool) -> BufferedClient:
@@ -40,6 +40,11 @@ def _publish5(topic: str, payload: bytes, qos: int, mid: int, expiry: int | None
     return bytes([0x30 | (qos << 1)]) + _length(len(body)) + body
 
 
+def _dup(packet: bytes, dup: bool) -> bytes:
+    """The packet with its DUP flag set (a broker's resend of an unacknowledged QoS 1 message)."""
+    return bytes([packet[0] | 0x08]) + packet[1:] if dup else packet
+
+
 def _scan(client: BufferedClient, data: bytes) -> list[Taken]:
     taken: list[Taken] = []
     client._rbuf, client._rpos = data, 0
@@ -62,23 +67,23 @@ def _paho(data: bytes, mqtt5: bool) -> list[Taken]:
             if not data[i - 1] & 0x80:
                 break
         p = _packet.decode_publish(data[pos], data[i:i + length], protocol)
-        out.append((p.topic.decode(), bytes(p.payload), p.mid, p.qos))
+        out.append((p.topic.decode(), bytes(p.payload), p.mid, p.qos, bool(p.dup)))
         pos = i + length
     return out
 
 
 messages = st.lists(st.tuples(st.text(min_size=1, max_size=40), st.binary(max_size=300), st.integers(0, 1),
-                              st.integers(1, 65535), st.one_of(st.none(), st.integers(0, 2**32 - 1))),
+                              st.integers(1, 65535), st.one_of(st.none(), st.integers(0, 2**32 - 1)), st.booleans()),
                     min_size=1, max_size=12)
 
 
 @settings(max_examples=200, deadline=None)
 @given(messages, st.booleans())
-def test_scan_reads_what_paho_reads(items: list[tuple[str, bytes, int, int, int | None]], mqtt5: bool) -> None:
+def test_scan_reads_what_paho_reads(items: list[tuple[str, bytes, int, int, int | None, bool]], mqtt5: bool) -> None:
     if mqtt5:
-        data = b"".join(_publish5(t, p, q, m, e) for t, p, q, m, e in items)
+        data = b"".join(_dup(_publish5(t, p, q, m, e), d and q > 0) for t, p, q, m, e, d in items)
     else:
-        data = b"".join(publish_packet(t, p, q, m) for t, p, q, m, _ in items)
+        data = b"".join(_dup(publish_packet(t, p, q, m), d and q > 0) for t, p, q, m, _, d in items)
     client = _client(mqtt5)
     assert _scan(client, data) == _paho(data, mqtt5)
     assert client.buffered == 0
@@ -86,9 +91,9 @@ def test_scan_reads_what_paho_reads(items: list[tuple[str, bytes, int, int, int 
 
 @settings(max_examples=200, deadline=None)
 @given(messages, st.data())
-def test_a_packet_cut_off_is_left_whole_for_paho(items: list[tuple[str, bytes, int, int, int | None]],
+def test_a_packet_cut_off_is_left_whole_for_paho(items: list[tuple[str, bytes, int, int, int | None, bool]],
                                                    data: st.DataObject) -> None:
-    packets = [_publish5(t, p, q, m, e) for t, p, q, m, e in items]
+    packets = [_publish5(t, p, q, m, e) for t, p, q, m, e, _ in items]
     stream = b"".join(packets)
     cut = data.draw(st.integers(0, len(stream) - 1))
     client = _client(True)
@@ -114,7 +119,7 @@ def test_anything_but_a_qos_0_or_1_publish_stops_the_scan() -> None:
                   b"\x32\xff\xff\xff\xff\x01"):  # remaining length longer than four bytes
         client = _client(False)
         taken = _scan(client, first + other)
-        assert taken == [("gulou/air/a/telemetry", b"{}", 7, 1)], other
+        assert taken == [("gulou/air/a/telemetry", b"{}", 7, 1, False)], other
         assert client._rpos == len(first)
 
 

@@ -1,7 +1,8 @@
 """Rules workers on the bus as real processes: scaled 1 → 3 → 2 (one SIGKILLed) while bins fill and empty.
 
-The alert transitions an MQTT subscriber receives must equal a single-process reference run, each exactly
-once, and nothing may be left firing.
+The alert transitions a webhook receiver and an MQTT subscriber receive must equal a single-process reference
+run, each exactly once, and nothing may be left firing, also when the SIGKILL lands while notifications are
+in flight.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gulou.bus.base import Topology
+from gulou.bus.base import Claim, Topology
 from gulou.bus.codec import envelope
 from gulou.bus.jetstream import JetStreamBus
-from gulou.bus.lease import parse_partition_key, preferred_owner, worker_key
+from gulou.bus.lease import parse_partition_key, partition_key, preferred_owner, worker_key
 from gulou.bus.partition import Partitioner
 from gulou.bus.rules_worker import GROUP, to_item, transition_id
 from gulou.devices.registry import Registry
@@ -33,6 +36,7 @@ from gulou.rules.alerts import AlertTransition
 from gulou.rules.engine import Engine
 from gulou.rules.model import load_rules
 from gulou.tsdb.records import Point
+from gulou.workflow.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from tests.bus_cluster import NatsCluster
 from tests.integration.ingest.pipeline import follow_log, stop_ingest
 from tests.servers import Mosquitto
@@ -42,6 +46,7 @@ pytestmark = pytest.mark.integration
 PARTITIONS = 4
 LEVELS = [0.3, 0.5, 0.85, 0.9, 0.97, 0.99, 0.6, 0.2]
 STEPS, CHUNKS = 40, 4
+SECRET = "bus-webhook-secret"
 
 
 def bin_readings(registry: Registry) -> list[Point]:
@@ -55,17 +60,98 @@ def bin_readings(registry: Registry) -> list[Point]:
 
 def reference(registry: Registry, points: list[Point]) -> tuple[list[set[str]], int]:
     """Transition ids after each chunk of a single-process run, and the alerts left firing at the end."""
+    per_chunk, left = reference_devices(registry, points)
+    return [set(chunk) for chunk in per_chunk], left
+
+
+def reference_devices(registry: Registry, points: list[Point]) -> tuple[list[dict[str, str]], int]:
+    """Each chunk's transition ids with their device, from a single-process run; and the alerts left firing."""
     engine = Engine(load_rules(None), registry)
-    per_chunk: list[set[str]] = []
+    per_chunk: list[dict[str, str]] = []
     size = len(points) // CHUNKS
     for c in range(CHUNKS):
-        ids: set[str] = set()
+        ids: dict[str, str] = {}
         for p in points[c * size:(c + 1) * size]:
             item = to_item(p, registry)
             assert item is not None
-            ids.update(transition_id(t) for t in engine.evaluate(item).transitions)
+            ids.update((transition_id(t), t.alert.device_id) for t in engine.evaluate(item).transitions)
         per_chunk.append(ids)
     return per_chunk, len(engine.book.active)
+
+
+class WebhookReceiver:
+    """A real HTTP endpoint counting the notifications it accepted (answered 200) per transition id.
+
+    Each worker posts to its own path; posts to a path in ``hold`` get no answer until ``release`` is set
+    (then a 503): they stand for notifications in flight, never delivered.
+    """
+
+    def __init__(self) -> None:
+        self.accepted: list[str] = []
+        self.held: list[str] = []
+        self.bad = 0
+        self.hold: set[str] = set()
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                key = self.headers.get("Idempotency-Key", "")
+                try:
+                    verify(SECRET, body, self.headers.get(TIMESTAMP_HEADER), self.headers.get(SIGNATURE_HEADER))
+                    good = json.loads(body).get("transition_id") == key != ""
+                except (SignatureError, ValueError):
+                    good = False
+                if not good:
+                    with receiver._lock:
+                        receiver.bad += 1
+                    return self._answer(400)
+                if self.path in receiver.hold:
+                    with receiver._lock:
+                        receiver.held.append(key)
+                    receiver.release.wait(300)
+                    return self._answer(503)
+                with receiver._lock:
+                    receiver.accepted.append(key)
+                return self._answer(200)
+
+            def _answer(self, status: int) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the worker that posted it is gone
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        """The endpoint for one worker."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def seen(self) -> Counter[str]:
+        """How often each transition id was accepted."""
+        with self._lock:
+            return Counter(self.accepted)
+
+    def held_ids(self) -> set[str]:
+        """Ids of the posts held without an answer so far."""
+        with self._lock:
+            return set(self.held)
+
+    def close(self) -> None:
+        """Answer what is held, stop serving."""
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class AlertSubscriber:
@@ -81,9 +167,11 @@ class AlertSubscriber:
         self.client.loop_start()
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        transition = AlertTransition.from_json(json.loads(msg.payload))
+        payload = json.loads(msg.payload)
+        key = payload.pop("transition_id")
+        assert key == transition_id(AlertTransition.from_json(payload)), "the payload names its transition"
         with self._lock:
-            self.ids.append(transition_id(transition))
+            self.ids.append(key)
 
     def seen(self) -> Counter[str]:
         """How often each transition id arrived."""
@@ -96,9 +184,12 @@ class AlertSubscriber:
         self.client.loop_stop()
 
 
-def start_worker(cluster: NatsCluster, mosquitto: Mosquitto, store: Path) -> subprocess.Popen[bytes]:
+def start_worker(cluster: NatsCluster, mosquitto: Mosquitto, store: Path,
+                 webhook: str | None = None) -> subprocess.Popen[bytes]:
     """``gulou rules run --bus`` on the event clock, with a short lease TTL so takeovers are quick."""
     env = {**os.environ, "GULOU_BUS__PARTITIONS": str(PARTITIONS), "GULOU_BUS__LEASE_TTL_S": "3"}
+    if webhook is not None:
+        env |= {"GULOU_WEBHOOK__URL": webhook, "GULOU_WEBHOOK__SECRET": SECRET}
     return subprocess.Popen([sys.executable, "-m", "gulou", "rules", "run", "--bus", cluster.bus_url, "--broker",
                              mosquitto.url, "--store", str(store), "--clock", "event"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -121,6 +212,21 @@ def balanced(cluster: NatsCluster, members: int) -> dict[int, str] | None:
     return held
 
 
+async def read_claims(cluster: NatsCluster, keys: set[str]) -> dict[str, Claim | None]:
+    """The claims on ``keys`` as the bus holds them."""
+    bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
+    await bus.start()
+    try:
+        return {k: await bus.claims.get(k) for k in keys}
+    finally:
+        await bus.close()
+
+
+def all_sent(cluster: NatsCluster, keys: set[str]) -> bool:
+    """Whether every claim on ``keys`` is marked sent (every channel of its worker delivered it)."""
+    return all(c is not None and c.sent for c in asyncio.run(read_claims(cluster, keys)).values())
+
+
 @pytest.fixture
 def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
     """Worker processes a test started; those still running at the end are stopped."""
@@ -141,6 +247,7 @@ def test_scaled_and_killed_workers_send_each_transition_once(
     parts = Partitioner(registry, PARTITIONS)
     size = len(points) // CHUNKS
     listener = AlertSubscriber(own_mosquitto.port)
+    hook = WebhookReceiver()
 
     async def publish(chunk: int) -> None:
         bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
@@ -150,16 +257,19 @@ def test_scaled_and_killed_workers_send_each_transition_once(
         await bus.close()
 
     def arrived(upto: int) -> bool:
-        seen = listener.seen()
-        return set().union(*expected[:upto + 1]) <= set(seen)
+        want = set().union(*expected[:upto + 1])
+        return want <= set(listener.seen()) and want <= set(hook.seen())
+
+    def start(n: int) -> subprocess.Popen[bytes]:
+        return start_worker(cluster, own_mosquitto, tmp_path / f"alerts-{n}.db", hook.url(f"/w{n}"))
 
     try:
-        workers.append(start_worker(cluster, own_mosquitto, tmp_path / "alerts-0.db"))
+        workers.append(start(0))
         follow_log(workers[0])  # a process whose output nobody reads stalls once the pipe is full
         asyncio.run(publish(0))
         wait_for(lambda: arrived(0), 120, "the first chunk's transitions from one worker")
 
-        workers.extend(start_worker(cluster, own_mosquitto, tmp_path / f"alerts-{n}.db") for n in (1, 2))
+        workers.extend(start(n) for n in (1, 2))
         for w in workers[1:]:
             follow_log(w)
         # Scaled to three: every partition with the worker rendezvous hashing gives it, before the next chunk.
@@ -167,6 +277,8 @@ def test_scaled_and_killed_workers_send_each_transition_once(
         held = placed or {}
         asyncio.run(publish(1))
         wait_for(lambda: arrived(1), 120, "the second chunk's transitions from three workers")
+        # Killed mid-incident, not mid-delivery (the test below kills with notifications in flight).
+        wait_for(lambda: all_sent(cluster, expected[0] | expected[1]), 60, "the deliveries marked sent")
 
         # Down to two, the hard way: a worker that owns partitions dies mid-incident; they are taken over.
         victim = next(w for w in reversed(workers) if any(owner.endswith(f"-{w.pid}") for owner in held.values()))
@@ -177,10 +289,93 @@ def test_scaled_and_killed_workers_send_each_transition_once(
         wait_for(lambda: arrived(3), 180, "every transition after the takeover")
     finally:
         listener.close()
+        hook.close()
 
-    seen = listener.seen()
-    assert set(seen) == set().union(*expected), "the transitions of the single-process reference run"
-    assert max(seen.values()) == 1, f"sent twice: {[i for i, n in seen.items() if n > 1][:5]}"
+    everything = set().union(*expected)
+    for name, seen in (("MQTT", listener.seen()), ("webhook", hook.seen())):
+        assert set(seen) == everything, f"{name}: the transitions of the single-process reference run"
+        assert max(seen.values()) == 1, f"{name}: sent twice: {[i for i, n in seen.items() if n > 1][:5]}"
+    assert hook.bad == 0, "every post signed and carrying its transition id"
+
+
+@pytest.mark.timeout(600)
+def test_a_sigkill_while_notifications_are_in_flight_leaves_them_to_the_next_owner(
+        cluster: NatsCluster, own_mosquitto: Mosquitto, registry: Registry, tmp_path: Path,
+        workers: list[subprocess.Popen[bytes]]) -> None:
+    points = bin_readings(registry)
+    chunks, _left = reference_devices(registry, points)
+    parts = Partitioner(registry, PARTITIONS)
+    size = len(points) // CHUNKS
+    listener = AlertSubscriber(own_mosquitto.port)
+    hook = WebhookReceiver()
+    hook.hold.add("/victim")
+
+    async def publish(chunk: int) -> None:
+        bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
+        await bus.start()
+        await bus.publish([envelope(p, parts.for_device(p.device_id))
+                           for p in points[chunk * size:(chunk + 1) * size]])
+        await bus.close()
+
+    async def read_unsent(partitions: set[int]) -> set[str]:
+        bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
+        await bus.start()
+        out: set[str] = set()
+        for p in partitions:
+            snap = await bus.snapshots.load(partition_key(GROUP, p))
+            if snap is not None:
+                out |= {transition_id(AlertTransition.from_json(u)) for u in json.loads(snap.data)["unsent"]}
+        await bus.close()
+        return out
+
+    try:
+        victim = start_worker(cluster, own_mosquitto, tmp_path / "alerts-victim.db", hook.url("/victim"))
+        heir = start_worker(cluster, own_mosquitto, tmp_path / "alerts-heir.db", hook.url("/heir"))
+        workers.extend((victim, heir))
+        for w in workers:
+            follow_log(w)
+        placed = wait_for(lambda: balanced(cluster, 2), 120, "the partitions shared by two workers") or {}
+        theirs = {p for p, owner in placed.items() if owner.endswith(f"-{victim.pid}")}
+        assert theirs and len(theirs) < PARTITIONS, placed
+        first = chunks[0]
+        in_flight = {k for k, device in first.items() if parts.for_device(device) in theirs}
+        assert in_flight and in_flight != set(first), "both workers have transitions to send"
+        asyncio.run(publish(0))
+
+        # The victim's webhook posts get no answer; its MQTT publishes go out and are marked on the claims,
+        # and its snapshots commit past the readings that made them: only the snapshot can tell the heir.
+        wait_for(lambda: hook.held_ids(), 120, "a webhook post of the victim's in flight")
+        wait_for(lambda: set(first) <= set(listener.seen()), 120, "every transition of the chunk on MQTT")
+
+        def claimed_and_half_delivered() -> bool:
+            claims = asyncio.run(read_claims(cluster, in_flight))
+            return all(c is not None and c.owner.endswith(f"-{victim.pid}") and "mqtt" in c.done
+                       and "webhook" not in c.done and not c.sent for c in claims.values())
+
+        wait_for(claimed_and_half_delivered, 120, "the victim's claims delivered on MQTT, not by the webhook")
+        wait_for(lambda: in_flight <= asyncio.run(read_unsent(theirs)), 120,
+                 "the victim's snapshots listing what it has not sent")
+        assert not set(hook.seen()) & in_flight, "nothing of the victim's accepted by the webhook"
+
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        hook.release.set()  # the held posts are answered 503 to a dead worker: never delivered
+        wait_for(lambda: set(first) <= set(hook.seen()), 180, "the heir sending what the victim never delivered")
+        for chunk in range(1, CHUNKS):
+            asyncio.run(publish(chunk))
+        everything = set().union(*chunks)
+        wait_for(lambda: everything <= set(hook.seen()) and everything <= set(listener.seen()), 180,
+                 "every later transition from the heir alone")
+        log = stop_ingest(heir)
+        assert "took over" in log, log[-3000:]
+    finally:
+        listener.close()
+        hook.close()
+
+    for name, seen in (("MQTT", listener.seen()), ("webhook", hook.seen())):
+        assert set(seen) == everything, f"{name}: the transitions of the single-process reference run"
+        assert max(seen.values()) == 1, f"{name}: sent twice: {[i for i, n in seen.items() if n > 1][:5]}"
+    assert hook.bad == 0
 
 
 @pytest.mark.timeout(600)

@@ -24,6 +24,7 @@ from gulou.hj212.server import Hj212Server, ServerLimits
 from gulou.hj212.simulator import FAULTS, FaultKind, FaultPlan, StationEncoder
 from gulou.hj212.station_client import SimulatedStation, run_stations
 from gulou.hj212.stations import StationBook, load_secrets
+from gulou.ops.service import Endpoint
 from gulou.settings import BrokerAddress, Settings
 from gulou.simulators.scenario import Scenario
 
@@ -106,16 +107,31 @@ async def _connect(downstream: MqttDownstream, broker: BrokerAddress, stop: asyn
 
 
 async def run_gateway(settings: Settings, registry: Registry, broker: BrokerAddress, stop: asyncio.Event,
-                      on_ready: Callable[[Hj212Server], Awaitable[Any]] | None = None) -> dict[str, Any]:
-    """Serve stations until ``stop`` is set; returns the gateway's final figures."""
+                      on_ready: Callable[[Hj212Server], Awaitable[Any]] | None = None,
+                      endpoint: Endpoint | None = None) -> dict[str, Any]:
+    """Serve stations until ``stop`` is set; returns the gateway's final figures.
+
+    Its figures go to ``endpoint`` (the process's ``/metrics`` and ``/healthz``) when given one; alone, the
+    gateway serves its own on ``GULOU_OPS__LISTEN`` when that is set.
+    """
     async with open_gateway(settings, registry, broker, stop) as server:
-        if on_ready is not None:
-            await on_ready(server)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), REPORT_EVERY_S)
-            _report(server.stats())
-        figures = server.stats()
+        downstream = server.gateway.downstream
+        listen = settings.ops.listen if endpoint is None else None
+        target = endpoint or (Endpoint() if listen else None)
+        if target is not None:
+            target.add_gateway(server.stats, lambda: downstream.connected)
+        ops = target.serve(listen) if target is not None and listen else None
+        try:
+            if on_ready is not None:
+                await on_ready(server)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), REPORT_EVERY_S)
+                _report(server.stats())
+            figures = server.stats()
+        finally:
+            if ops is not None:
+                ops.stop()
     _report(figures)
     return figures
 

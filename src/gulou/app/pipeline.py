@@ -83,6 +83,7 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
         if not await asyncio.to_thread(collector.source.wait_connected, 15):
             raise ConnectionError(f"collector could not connect to {address.host}:{address.port}")
         pipeline = Pipeline(address, embedded, collector, rules)
+        endpoint: Endpoint | None = None
         if settings.ops.listen:
             # /metrics and /healthz: the collector's reports in the store, the rules engine fed by it.
             endpoint = Endpoint().add_store_collectors(Path(settings.store), options.client_id)
@@ -96,7 +97,8 @@ async def _run(settings: Settings, registry: Registry, stop: asyncio.Event, brok
             group.create_task(_watch(collector, stop), name="collector-watchdog")
             if settings.hj212.address() is not None:
                 # HJ 212 stations publish through the same broker, after the collector is subscribed.
-                group.create_task(run_gateway(settings, registry, address, stop), name="hj212-gateway")
+                group.create_task(run_gateway(settings, registry, address, stop, endpoint=endpoint),
+                                  name="hj212-gateway")
             push = None
             if settings.report.push_at is not None:
                 from gulou.app.report import run_daily_push  # reports load polars and matplotlib: only when on

@@ -64,6 +64,11 @@ class Downstream(ABC):
     async def reject(self, letter: DeadLetter) -> None:
         """Record a dead letter durably; raise ``DownstreamError`` when that is not possible."""
 
+    @property
+    def connected(self) -> bool:
+        """Whether readings can be handed on now (health checks read it)."""
+        return True
+
 
 @dataclass
 class MemoryDownstream(Downstream):

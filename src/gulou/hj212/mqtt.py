@@ -62,6 +62,11 @@ class MqttDownstream(Downstream):
         self.connects = 0
         self.published = 0
 
+    @property
+    def connected(self) -> bool:
+        """Whether the link to the broker is up (it is re-made on the next packet after a failure)."""
+        return self._client is not None
+
     async def start(self) -> None:
         """Connect and start the publishers (raises ``DownstreamError`` when the broker is unreachable)."""
         await self._connected()

@@ -94,6 +94,17 @@ def select(collectors: Mapping[str, Any], prefix: str | None) -> dict[str, Any]:
     return {cid: h for cid, h in collectors.items() if cid == prefix or cid.startswith(prefix + "-")}
 
 
+def gateway_verdict(stats: Mapping[str, Any], connected: bool, component: str = "hj212") -> Verdict:
+    """The HJ 212 gateway: down while its broker is unreachable (stations get no 9014 and send again)."""
+    packets = stats.get("packets") or {}
+    figures = {"open_connections": (stats.get("connections") or {}).get("open", 0),
+               **{k: packets[k] for k in ("received", "delivered", "rejected", "failed") if k in packets}}
+    if not connected:
+        return Verdict(component, State.DOWN, ("broker unreachable: stations are not answered and send again",),
+                       figures)
+    return Verdict(component, State.OK, (), figures)
+
+
 def rules_verdict(stats: Mapping[str, Any], connected: bool, component: str = "rules") -> Verdict:
     """The rules service: down while it hears no readings, degraded while notifications wait or readings drop."""
     figures = {k: stats[k] for k in ("queued", "dropped", "active_alerts") if k in stats}

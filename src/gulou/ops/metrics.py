@@ -105,6 +105,32 @@ def rules_families(stats: Mapping[str, Any]) -> list[Metric]:
     return [*families, delivered, failed, retries]
 
 
+def gateway_families(stats: Mapping[str, Any]) -> list[Metric]:
+    """Metric families of the HJ 212 gateway's accounting (``Hj212Server.stats()``)."""
+    packets = stats.get("packets") or {}
+    connections = stats.get("connections") or {}
+    outcomes = CounterMetricFamily("gulou_hj212_packets", "Station packets by outcome (received counts all)",
+                                   labels=["outcome"])
+    for outcome, n in sorted(packets.items()):
+        if outcome != "in_flight":
+            outcomes.add_metric([str(outcome)], _num(n))
+    rejected = CounterMetricFamily("gulou_hj212_rejected_by_reason", "Station packets dead-lettered, by reason",
+                                   labels=["reason"])
+    for reason, n in sorted((stats.get("by_reason") or {}).items()):
+        rejected.add_metric([str(reason)], _num(n))
+    links = CounterMetricFamily("gulou_hj212_connections", "Station links by event", labels=["event"])
+    for event, n in sorted(connections.items()):
+        if event != "open":
+            links.add_metric([str(event)], _num(n))
+    return [outcomes, rejected, links,
+            GaugeMetricFamily("gulou_hj212_connections_open", "Station links open now",
+                              value=_num(connections.get("open"))),
+            GaugeMetricFamily("gulou_hj212_packets_in_flight", "Packets waiting for the broker's acknowledgement",
+                              value=_num(packets.get("in_flight"))),
+            CounterMetricFamily("gulou_hj212_bytes_received", "Bytes read from station links",
+                                value=_num((stats.get("bytes") or {}).get("received")))]
+
+
 class SnapshotCollector(Collector):
     """A Prometheus collector that turns a snapshot into metric families on every scrape."""
 

@@ -10,11 +10,12 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from gulou.ops.check import check_collectors, collector_reports
-from gulou.ops.health import Verdict, collector_verdict, rules_verdict, select
+from gulou.ops.health import Verdict, collector_verdict, gateway_verdict, rules_verdict, select
 from gulou.ops.metrics import (
     OpsServer,
     SnapshotCollector,
     collector_families,
+    gateway_families,
     health_family,
     parse_listen,
     rules_families,
@@ -67,6 +68,12 @@ class Endpoint:
         """A rules service running in this process."""
         self.registry.register(SnapshotCollector(lambda: [stats()], rules_families))
         self._verdicts.append(lambda: [rules_verdict(stats(), connected())])
+        return self
+
+    def add_gateway(self, stats: Callable[[], Mapping[str, Any]], connected: Callable[[], bool]) -> Endpoint:
+        """An HJ 212 gateway running in this process."""
+        self.registry.register(SnapshotCollector(lambda: [stats()], gateway_families))
+        self._verdicts.append(lambda: [gateway_verdict(stats(), connected())])
         return self
 
     def verdicts(self) -> list[Verdict]:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,9 @@ def test_gateway_and_collector_processes_store_periods_flags_and_dead_letters(
         own_mosquitto: Mosquitto, registry: Registry, tmp_path: Path) -> None:
     store = tmp_path / "g.db"
     collector = start_ingest(own_mosquitto.url, store, "it-hj212-svc", "--no-share")
+    ops = f"127.0.0.1:{free_port()}"
     gateway = _gulou("hj212", "--listen", "127.0.0.1:0", "--broker", own_mosquitto.url, "--secrets-file",
-                     str(_secrets(tmp_path, registry)), "--log-level", "INFO")
+                     str(_secrets(tmp_path, registry)), "--log-level", "INFO", env={"GULOU_OPS__LISTEN": ops})
     log = follow_log(gateway)
     try:
         wait_for(lambda: store.exists() and "it-hj212-svc" in accounted(store)["collectors"], 60, "collector up")
@@ -81,12 +83,23 @@ def test_gateway_and_collector_processes_store_periods_flags_and_dead_letters(
                                "hour")
         [rtd_row] = _cli_json("query", "--store", str(store), "--domain", "air", "--device", "aq-001")
         letters = _cli_json("deadletters", "--store", str(store), "--source", "hj212")
+        # The gateway is a long-running service of its own: /metrics and /healthz on GULOU_OPS__LISTEN.
+        with urllib.request.urlopen(f"http://{ops}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        with urllib.request.urlopen(f"http://{ops}/healthz", timeout=10) as response:
+            health = json.loads(response.read())
     finally:
         gateway_log = stop_ingest(gateway)
         stop_ingest(collector)
     assert gateway.returncode == 0, gateway_log
     assert "stopped: received 4, delivered 2, duplicate 0, rejected 2" in gateway_log
     assert stats["by_source"] == {"hj212": {"received": 4, "stored": 2, "rejected": 2}}
+    for line in ('gulou_hj212_packets_total{outcome="received"} 4.0',
+                 'gulou_hj212_packets_total{outcome="delivered"} 2.0',
+                 'gulou_hj212_rejected_by_reason_total{reason="bad_crc"} 1.0',
+                 'gulou_hj212_rejected_by_reason_total{reason="wrong_password"} 1.0'):
+        assert line in metrics, metrics
+    assert health["state"] == "ok" and [c["component"] for c in health["components"]] == ["hj212"], health
     assert stats["by_reason"] == {"bad_crc": 1, "wrong_password": 1}
     # The hourly mean and the real-time value of the same moment are both kept; SO2 was calibrating.
     assert hour_row["period"] == "hour" and hour_row["pm25"] == 41.5 and hour_row["so2_invalid"] == 9.0

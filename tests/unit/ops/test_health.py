@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gulou.ops.health import State, Verdict, collector_verdict, rules_verdict, select, worst
+from gulou.ops.health import State, Verdict, collector_verdict, gateway_verdict, rules_verdict, select, worst
 
 HEALTHY: dict[str, Any] = {"connected": True, "stalled": False, "reconnects": 0, "received": 10, "stored": 10,
                            "rejected": 0, "spool": {"depth": 0, "bytes": 0, "max_bytes": 100, "fill_ratio": 0.0}}
@@ -58,3 +58,13 @@ def test_rules_verdict() -> None:
     verdict = rules_verdict(waiting, connected=True)
     assert verdict.state is State.DEGRADED and verdict.reasons == ("webhook: 2 notifications waiting for redelivery",)
     assert rules_verdict({**calm, "dropped": 5}, connected=True).state is State.DEGRADED
+
+
+def test_gateway_is_down_while_its_broker_is_unreachable() -> None:
+    stats = {"packets": {"received": 5, "delivered": 3, "rejected": 1, "failed": 1, "in_flight": 0},
+             "connections": {"open": 2, "accepted": 2}}
+    up = gateway_verdict(stats, connected=True)
+    assert up.state is State.OK and up.figures == {"open_connections": 2, "received": 5, "delivered": 3,
+                                                     "rejected": 1, "failed": 1}
+    down = gateway_verdict(stats, connected=False)
+    assert down.state is State.DOWN and "broker unreachable" in down.reasons[0]

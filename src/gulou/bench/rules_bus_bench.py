@@ -40,6 +40,7 @@ from gulou.tsdb.records import Point
 
 # What a worker logs when it stops gracefully (gulou.app.bus.run_bus_rules).
 _STOPPED = re.compile(r"rules worker (\S+) stopped: evaluated (\d+), sent (\d+), suppressed (\d+)")
+_PROBLEM = re.compile(r" (?:WARNING|ERROR|CRITICAL) ")
 PUBLISH_BATCH = 2000
 POLL_S = 0.5
 
@@ -53,6 +54,7 @@ class WorkerFigures:
     sent: int
     cpu_s: float
     cpu_us_per_reading: float
+    warnings: int
 
 
 @dataclass
@@ -79,6 +81,7 @@ class RulesBusResult:
     evaluated: int
     lost: int
     evaluated_twice: int
+    backlog_left: int
     alerts_sent: int
     per_worker: list[WorkerFigures] = field(default_factory=list)
 
@@ -90,6 +93,7 @@ class _Clock:
     first_s: float | None = None
     delivered_s: float | None = None
     drained_s: float | None = None
+    left: int = 0
 
 
 @dataclass
@@ -221,8 +225,8 @@ class _Setup:
             bus_readings_per_s=rate, delivered_readings_per_s=round(run.published / delivered) if delivered else 0,
             ratio_to_in_memory=round(rate / memory_rate, 3) if memory_rate else 0.0,
             published=run.published, evaluated=evaluated, lost=max(0, run.published - evaluated),
-            evaluated_twice=max(0, evaluated - run.published), alerts_sent=sum(w.sent for w in per_worker),
-            per_worker=per_worker)
+            evaluated_twice=max(0, evaluated - run.published), backlog_left=clock.left,
+            alerts_sent=sum(w.sent for w in per_worker), per_worker=per_worker)
 
     async def _backlog(self, bus: JetStreamBus, run: _Run) -> _Clock:
         """Publish everything, then start the workers: the clock runs from their start."""
@@ -294,7 +298,8 @@ class _Setup:
                 clock.first_s = now - started
             if published and clock.delivered_s is None and backlog.pending == 0:
                 clock.delivered_s = now - started
-            if published and backlog.pending == 0 and backlog.unacked == 0:
+            clock.left = backlog.pending + backlog.unacked
+            if published and clock.left == 0:
                 clock.drained_s = now - started
                 return clock
             if (backlog.pending, backlog.unacked) != last or not published:
@@ -317,8 +322,13 @@ class _Setup:
             if found is None:
                 self.progress(f"  worker {n} logged no graceful stop; its log ends:\n{text[-1500:]}")
             evaluated, sent = (int(found.group(2)), int(found.group(3))) if found else (0, 0)
+            # Why a run lost or repeated work shows in the workers' warnings (reader timeouts, lost leases).
+            warnings = [line for line in text.splitlines() if _PROBLEM.search(line)]
+            distinct = dict.fromkeys(re.sub(r"\d+", "N", _PROBLEM.split(w, 1)[-1])[:160] for w in warnings)
+            for line in list(distinct)[:8]:
+                self.progress(f"  worker {n} warned: {line}")
             figures.append(WorkerFigures(found.group(1) if found else f"#{n}", evaluated, sent, round(cpu[n], 2),
-                                         round(cpu[n] / evaluated * 1e6, 1) if evaluated else 0.0))
+                                         round(cpu[n] / evaluated * 1e6, 1) if evaluated else 0.0, len(warnings)))
         return figures
 
 

@@ -158,7 +158,7 @@ def run_bus_rules(settings: Settings, registry: Registry, rule_set: Sequence[Any
         influx = InfluxSink.from_settings(settings) if settings.influx.url else None
         store = AlertStore(settings.store)
         service = RulesService(settings, registry, rule_set, store=store, influx=influx,
-                               broker=settings.broker_address(), clock=clock)
+                               broker=settings.broker_address(), clock=clock, durable_outbox=False)
         # Each channel's deliveries are marked on the transition's claim, so a takeover resends only what the
         # channels of a dead worker never delivered.
         rules_worker = BusRulesWorker(bus, registry, rule_set, service.dispatch, me,

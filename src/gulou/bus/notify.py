@@ -226,6 +226,9 @@ class NotificationLedger:
         """The partition's claimed transitions not yet seen sent (newest ``UNSENT_LIMIT``), for its snapshot."""
         out = [e.transition.to_json() for book in (self.mine, self.watched) for e in book.values()
                if e.partition == partition]
+        if len(out) > UNSENT_LIMIT:
+            log.warning("partition %d: %d notifications unsent; the snapshot keeps the newest %d", partition,
+                        len(out), UNSENT_LIMIT)
         return out[-UNSENT_LIMIT:]
 
     # -- running ------------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ class RulesService:
                  queue_size: int = 100_000, tick_s: float = 5.0, save_every_s: float = 30.0,
                  retry_attempts: int = 4, retry_backoff_s: float = 0.5, redeliver_s: float = 30.0,
                  channel_queue_size: int = 1000, derived_flush_s: float = 1.0,
-                 derived_batch_lines: int = 500) -> None:
+                 derived_batch_lines: int = 500, durable_outbox: bool = True) -> None:
         self.settings = settings
         self.registry = registry
         # Each air station's hourly AQI (HJ 633, from valid hourly means) goes to the store as ``aqi``.
@@ -73,11 +73,15 @@ class RulesService:
                     log.info("rules engine resumed with %d active alert(s)", len(self.engine.book.active))
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("ignoring unusable saved engine state: %s", exc)
+        # On the bus the claims and the partition snapshots are the durable record of what is unsent: a
+        # durable outbox as well would resend, after a restart, what another worker has taken over.
+        self.durable_outbox = durable_outbox
         self.channels = list(channels) if channels is not None else \
             build_channels(settings, ChannelContext(store=store, lines=influx, broker=broker, clock=self.now))
         self.workers = [
-            ChannelWorker(c, outbox_for(c, store), queue_size=channel_queue_size, attempts=retry_attempts,
-                          backoff_s=retry_backoff_s, redeliver_s=redeliver_s, describe=describe)
+            ChannelWorker(c, outbox_for(c, store if durable_outbox else None), queue_size=channel_queue_size,
+                          attempts=retry_attempts, backoff_s=retry_backoff_s, redeliver_s=redeliver_s,
+                          describe=describe)
             for c in self.channels
         ]
 
@@ -123,7 +127,8 @@ class RulesService:
             for worker in self.workers:
                 kept = worker.spill()
                 if kept:
-                    log.info("%s: %d notification(s) kept for delivery after the restart", worker.channel.name, kept)
+                    log.info("%s: %d notification(s) %s", worker.channel.name, kept,
+                             "kept for delivery after the restart" if self.durable_outbox else "left unsent")
             self.save_state()
 
     def stop(self) -> None:

@@ -55,6 +55,7 @@ class NotificationLedger:
         self.mine: OrderedDict[str, _Entry] = OrderedDict()
         self.watched: OrderedDict[str, _Entry] = OrderedDict()
         self._marks: dict[str, tuple[AlertTransition, set[str]]] = {}
+        self._admitting: set[str] = set()  # keys being claimed right now (the same one twice in a batch)
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
         self._ops = asyncio.Semaphore(concurrency)  # KV round trips in flight at once
@@ -73,24 +74,34 @@ class NotificationLedger:
 
     async def _admit(self, partition: int, t: AlertTransition) -> frozenset[str] | None:
         key = transition_id(t)
-        if key in self.mine or key in self.watched:
+        if key in self.mine or key in self.watched or key in self._admitting:
             return None
-        async with self._ops:
-            # Without channels there is nothing to wait for: the claim is born sent, one write as before.
-            stored = await self.bus.claims.put(key, Claim(self.me, sent=not self.channels))
-            if stored is not None:
-                if not stored.sent:
-                    self._track(self.mine, key, _Entry(t, partition, stored))
-                return frozenset()
-            current = await self.bus.claims.get(key)
-        return await self._decide(partition, t, key, current, self._clock())
+        self._admitting.add(key)
+        try:
+            async with self._ops:
+                # Without channels there is nothing to wait for: the claim is born sent, one write as before.
+                stored = await self.bus.claims.put(key, Claim(self.me, sent=not self.channels))
+                if stored is not None:
+                    if not stored.sent:
+                        self._track(self.mine, key, _Entry(t, partition, stored))
+                    return frozenset()
+                current = await self.bus.claims.get(key)
+            return await self._decide(partition, t, key, current, self._clock())
+        finally:
+            self._admitting.discard(key)
 
     async def _decide(self, partition: int, t: AlertTransition, key: str, current: Claim | None,
                       seen_at: float) -> frozenset[str] | None:
         """What to do with an existing claim read at ``seen_at``: the channels to skip when sending it, or None."""
-        if current is None or current.sent or current.owner == self.me:
+        if current is None or current.sent or key in self.mine:
             self.watched.pop(key, None)
             return None
+        if current.owner == self.me:
+            # Ours but not in hand: a create retried after a timeout that had in fact been stored, or one
+            # forgotten beyond the bound. Sending it again risks a copy (receivers drop it); not, losing it.
+            self.watched.pop(key, None)
+            self._track(self.mine, key, _Entry(t, partition, current))
+            return current.done
         if await self._alive_now(current.owner, seen_at):
             self._track(self.watched, key, _Entry(t, partition, current))
             return None

@@ -305,3 +305,32 @@ def test_without_channels_a_claim_is_born_sent(registry: Registry, clock: Clock)
         assert claim is not None and claim.sent and sent == [t] and not ledger.mine
 
     run(body())
+
+
+def test_a_claim_of_ours_not_in_hand_is_sent_not_lost(registry: Registry, clock: Clock) -> None:
+    t = transitions(registry, 1)[0]
+    key = transition_id(t)
+
+    async def body() -> None:
+        bus = new_bus(clock)
+        a = Worker(bus, "a", clock)
+        await a.join()
+        # Stored although the create seemed to fail (a timeout, then a retry that finds it there).
+        assert await bus.claims.put(key, Claim("a", frozenset({"mqtt"}))) is not None
+        await a.ledger.admit(0, [t])
+        assert a.sent == [(key, frozenset({"mqtt"}))] and key in a.ledger.mine
+
+    run(body())
+
+
+def test_the_same_transition_twice_in_a_batch_is_sent_once(registry: Registry, clock: Clock) -> None:
+    t = transitions(registry, 1)[0]
+
+    async def body() -> None:
+        bus = new_bus(clock)
+        a = Worker(bus, "a", clock)
+        await a.join()
+        await a.ledger.admit(0, [t, t])
+        assert a.sent == [(transition_id(t), frozenset())] and a.ledger.suppressed == 1
+
+    run(body())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import cache, lru_cache
+from math import isfinite
 
 from gulou.devices.base import DEFAULT_PERIOD
 from gulou.devices.catalog import CATALOG
@@ -105,6 +106,30 @@ def _field(device_type: str, name: str, value: float | int | bool) -> str:
     return f"{key}={format_field(_coerce(kind, value))}"
 
 
+# Per device type: each metric's "key=" text and kind, found with one dict lookup by name (the functools caches
+# hash every argument on each call). Bounded by the catalog's types and their metrics.
+_PLAIN_FIELDS: dict[str, dict[str, tuple[str, str | None]]] = {}
+
+
+def _fields_text(device_type: str, values: Mapping[str, float | int | bool]) -> str:
+    """A plain reading's fields, the same text as ``_field`` for each: a float metric's float written at once."""
+    keys = _PLAIN_FIELDS.get(device_type)
+    if keys is None:
+        keys = _PLAIN_FIELDS.setdefault(device_type, {})
+    parts = []
+    for name, value in values.items():
+        entry = keys.get(name)
+        if entry is None:
+            key, kind = _field_key(device_type, name)
+            entry = keys[name] = (key + "=", kind)
+        prefix, kind = entry
+        if kind == "float" and type(value) is float and isfinite(value):
+            parts.append(prefix + repr(value))
+        else:
+            parts.append(prefix + format_field(_coerce(kind, value)))
+    return ",".join(parts)
+
+
 def point_line(point: Point) -> str:
     """Line protocol for one reading: measurement = domain, registry tags, metrics as fields.
 
@@ -117,7 +142,7 @@ def point_line(point: Point) -> str:
         # A plain reading: the same text as below, from the device's series and keys kept ready.
         series = _series(point.domain, point.device_id, point.type, point.street, point.site,
                          tuple(point.tags.items()))
-        return f"{series} {','.join([_field(point.type, k, v) for k, v in point.values.items()])} {int(point.ts_ms)}"
+        return f"{series} {_fields_text(point.type, point.values)} {int(point.ts_ms)}"
     tags = {"device": point.device_id, "type": point.type, "street": point.street, "site": point.site,
             **point.tags}
     fields: dict[str, FieldValue | None] = {k: _typed(point.type, k, v) for k, v in point.values.items()}

@@ -11,6 +11,7 @@ have been evaluated, once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -41,6 +42,7 @@ from gulou.tsdb.records import Point
 # What a worker logs when it stops gracefully (gulou.app.bus.run_bus_rules).
 _STOPPED = re.compile(r"rules worker (\S+) stopped: evaluated (\d+), sent (\d+), suppressed (\d+)")
 _PROBLEM = re.compile(r" (?:WARNING|ERROR|CRITICAL) ")
+_ALERT = "gulou.channels.log:"  # the log channel writes each alert as a warning: those are output, not trouble
 PUBLISH_BATCH = 2000
 POLL_S = 0.5
 
@@ -88,7 +90,8 @@ class RulesBusResult:
 
 @dataclass
 class _Clock:
-    """When the first reading was delivered, when nothing was left to deliver, when the backlog was 0."""
+    """When readings were first delivered (some unacknowledged: commits come seconds apart), when nothing was
+    left to deliver, when the backlog was 0."""
 
     first_s: float | None = None
     delivered_s: float | None = None
@@ -168,6 +171,15 @@ async def _balanced(bus: JetStreamBus, members: int) -> bool:
     held = {p: owner for name, owner in (await bus.leases.holders(f"{GROUP}.p")).items()
             if (p := parse_partition_key(GROUP, name)) is not None}
     return len(alive) == members and all(held.get(p) == preferred_owner(p, alive) for p in range(bus.partitions))
+
+
+async def _stuck(bus: JetStreamBus) -> list[str]:
+    """The ``rules`` consumers still holding readings, with what they hold (which partitions nobody read)."""
+    with contextlib.suppress(BusError, nats.errors.Error):
+        infos = await bus.js.consumers_info(bus.stream)
+        return [f"{c.name} ({c.num_pending or 0} to deliver, {c.num_ack_pending or 0} to acknowledge)"
+                for c in infos if c.name.startswith(f"{GROUP}-p") and (c.num_pending or c.num_ack_pending)]
+    return []
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -294,7 +306,7 @@ class _Setup:
             backlog = stats.groups.get(GROUP, GroupStats(total, 0))
             now = time.perf_counter()
             published = publishing is None or publishing.done()
-            if publishing is None and clock.first_s is None and backlog.pending < total:
+            if publishing is None and clock.first_s is None and backlog.unacked > 0:
                 clock.first_s = now - started
             if published and clock.delivered_s is None and backlog.pending == 0:
                 clock.delivered_s = now - started
@@ -310,7 +322,8 @@ class _Setup:
                 last_report = now
             dead = [p.pid for p in run.procs if p.poll() is not None]
             if dead or now - last_change > self.stall_s:
-                self.progress(f"  stopped waiting: {f'worker(s) exited: {dead}' if dead else 'no progress'}")
+                self.progress(f"  stopped waiting: {f'worker(s) exited: {dead}' if dead else 'no progress'}; "
+                              f"left in {', '.join(await _stuck(bus)) or 'no consumer'}")
                 return clock
             await asyncio.sleep(POLL_S)
 
@@ -323,7 +336,7 @@ class _Setup:
                 self.progress(f"  worker {n} logged no graceful stop; its log ends:\n{text[-1500:]}")
             evaluated, sent = (int(found.group(2)), int(found.group(3))) if found else (0, 0)
             # Why a run lost or repeated work shows in the workers' warnings (reader timeouts, lost leases).
-            warnings = [line for line in text.splitlines() if _PROBLEM.search(line)]
+            warnings = [line for line in text.splitlines() if _PROBLEM.search(line) and _ALERT not in line]
             distinct = dict.fromkeys(re.sub(r"\d+", "N", _PROBLEM.split(w, 1)[-1])[:160] for w in warnings)
             for line in list(distinct)[:8]:
                 self.progress(f"  worker {n} warned: {line}")

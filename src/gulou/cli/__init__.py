@@ -6,6 +6,7 @@ import click
 
 from gulou import __version__
 from gulou.cli.lazy import LazyCommand, LazyGroup
+from gulou.ingest.gc_policy import tune_gc
 
 # name -> where the command lives and the first paragraph of its help (the listing shows it without importing
 # the module; tests/unit/cli/test_lazy.py keeps these words equal to the commands' own).
@@ -55,4 +56,5 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    tune_gc()
     cli(prog_name="gulou")

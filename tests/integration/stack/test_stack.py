@@ -203,5 +203,7 @@ def test_oversized_payloads_become_dead_letters_or_are_refused(stack: Stack) -> 
     until(lambda: not big.client.is_connected(), 30, "the broker to drop a client sending 2 MB")
     assert not info.is_published()
     big.client.loop_stop()
-    health = collector_health(stack)
+    # The collector's own report is rewritten every 5 s: wait for one written after the dead letter.
+    health = until(lambda: (h := collector_health(stack)).get("rejected") == 1 and h, 30,
+                   "the collector's report to count the dead letter")
     assert health["connected"] is True and health["rejected"] == 1

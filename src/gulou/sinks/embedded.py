@@ -167,7 +167,10 @@ class EmbeddedStore(StoreQueries, Sink):
         # FULL: with WAL, NORMAL can lose the last commits on power loss, and write() promises that a
         # returned batch is durable. FULL fsyncs the WAL at every commit, once per batch.
         self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA cache_size = -65536")  # 64 MiB: index pages of recent hours stay hot
+        # 16 MiB: room for the pages each batch writes (a device-index leaf per device, the newest readings,
+        # this hour's counts) for about 3,000 devices. A 64 MiB cache filled with readings already written and
+        # held a collector's RSS 26 MB higher, for the same CPU per message (measured at 1,000 devices).
+        self._db.execute("PRAGMA cache_size = -16384")
         if not readonly:
             # Each batch dirties one device-index page per device; checkpointing every 80 MB of WAL instead
             # of the default 4 MB writes those pages back once instead of many times (~1.6x throughput).

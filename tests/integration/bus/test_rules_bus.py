@@ -308,7 +308,6 @@ def test_a_sigkill_while_notifications_are_in_flight_leaves_them_to_the_next_own
     size = len(points) // CHUNKS
     listener = AlertSubscriber(own_mosquitto.port)
     hook = WebhookReceiver()
-    hook.hold.add("/victim")
 
     async def publish(chunk: int) -> None:
         bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
@@ -329,17 +328,19 @@ def test_a_sigkill_while_notifications_are_in_flight_leaves_them_to_the_next_own
         return out
 
     try:
-        victim = start_worker(cluster, own_mosquitto, tmp_path / "alerts-victim.db", hook.url("/victim"))
-        heir = start_worker(cluster, own_mosquitto, tmp_path / "alerts-heir.db", hook.url("/heir"))
-        workers.extend((victim, heir))
+        workers.extend(start_worker(cluster, own_mosquitto, tmp_path / f"alerts-{n}.db", hook.url(f"/w{n}"))
+                       for n in range(2))
         for w in workers:
             follow_log(w)
         placed = wait_for(lambda: balanced(cluster, 2), 120, "the partitions shared by two workers") or {}
+        # The victim is the worker with more partitions (hashing may give one worker all four).
+        n, victim = max(enumerate(workers), key=lambda nw: sum(o.endswith(f"-{nw[1].pid}") for o in placed.values()))
+        heir = workers[1 - n]
+        hook.hold.add(f"/w{n}")
         theirs = {p for p, owner in placed.items() if owner.endswith(f"-{victim.pid}")}
-        assert theirs and len(theirs) < PARTITIONS, placed
         first = chunks[0]
         in_flight = {k for k, device in first.items() if parts.for_device(device) in theirs}
-        assert in_flight and in_flight != set(first), "both workers have transitions to send"
+        assert in_flight, f"the victim has transitions to send: {placed}"
         asyncio.run(publish(0))
 
         # The victim's webhook posts get no answer; its MQTT publishes go out and are marked on the claims,

@@ -84,6 +84,7 @@ class RulesBusResult:
     lost: int
     evaluated_twice: int
     backlog_left: int
+    workers_exited: int
     alerts_sent: int
     per_worker: list[WorkerFigures] = field(default_factory=list)
 
@@ -219,6 +220,8 @@ class _Setup:
             clock = await (self._live(bus, run) if live else self._backlog(bus, run))
             cpu = [_cpu_seconds([p.pid]) - c if p.poll() is None else 0.0
                    for p, c in zip(run.procs, run.cpu_at_start, strict=True)]
+            # Those that exited on their own logged no "evaluated N": what they evaluated counts as lost.
+            exited = sum(p.poll() is not None for p in run.procs)
         finally:
             _stop(run.procs)
             await bus.close()
@@ -237,7 +240,7 @@ class _Setup:
             bus_readings_per_s=rate, delivered_readings_per_s=round(run.published / delivered) if delivered else 0,
             ratio_to_in_memory=round(rate / memory_rate, 3) if memory_rate else 0.0,
             published=run.published, evaluated=evaluated, lost=max(0, run.published - evaluated),
-            evaluated_twice=max(0, evaluated - run.published), backlog_left=clock.left,
+            evaluated_twice=max(0, evaluated - run.published), backlog_left=clock.left, workers_exited=exited,
             alerts_sent=sum(w.sent for w in per_worker), per_worker=per_worker)
 
     async def _backlog(self, bus: JetStreamBus, run: _Run) -> _Clock:
@@ -321,9 +324,10 @@ class _Setup:
                 self.progress(f"  {now - started:5.1f} s: rules backlog {backlog.pending:,} to deliver, "
                               f"{backlog.unacked:,} to acknowledge")
                 last_report = now
-            dead = [p.pid for p in run.procs if p.poll() is not None]
-            if dead or now - last_change > self.stall_s:
-                self.progress(f"  stopped waiting: {f'worker(s) exited: {dead}' if dead else 'no progress'}; "
+            # A worker that exits leaves its partitions to the others once its leases lapse: wait for them.
+            gone = all(p.poll() is not None for p in run.procs)
+            if gone or now - last_change > self.stall_s:
+                self.progress(f"  stopped waiting: {'every worker exited' if gone else 'no progress'}; "
                               f"left in {', '.join(await _stuck(bus)) or 'no consumer'}")
                 return clock
             await asyncio.sleep(POLL_S)

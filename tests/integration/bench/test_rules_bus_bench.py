@@ -24,6 +24,7 @@ def run_bench(*flags: str) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
     data: dict[str, Any] = json.loads(proc.stdout)
     assert data["published"] == READINGS and data["replicas"] == 3 and data["nats_nodes"] == 3
+    assert data["workers_exited"] == 0, proc.stderr.decode(errors="replace")[-3000:]
     assert all(not w["worker"].startswith("#") for w in data["per_worker"]), "every worker logged its stop"
     return data
 

@@ -98,7 +98,7 @@ class NotificationLedger:
             return None
         if current.owner == self.me:
             # Ours but not in hand: a create retried after a timeout that had in fact been stored, or one
-            # forgotten beyond the bound. Sending it again risks a copy (receivers drop it); not, losing it.
+            # forgotten beyond the bound. Sending risks a copy, which receivers drop; not sending loses it.
             self.watched.pop(key, None)
             self._track(self.mine, key, _Entry(t, partition, current))
             return current.done

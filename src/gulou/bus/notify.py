@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 Dispatch = Callable[[Sequence[AlertTransition], frozenset[str]], None]
 # The newest unsent transitions of one partition kept in its snapshot (a snapshot must fit one message).
 UNSENT_LIMIT = 1000
+FULL_RECHECK = 10
 
 
 @dataclass
@@ -64,6 +65,7 @@ class NotificationLedger:
         self._alive_lock = asyncio.Lock()
         self.sent = self.suppressed = self.taken_over = self.forgotten = 0
         self._last_forget_log = 0.0
+        self._rounds = 0
 
     # -- claiming ---------------------------------------------------------------------------------------------
     async def admit(self, partition: int, transitions: Sequence[AlertTransition]) -> None:
@@ -203,7 +205,14 @@ class NotificationLedger:
         """Look again at watched claims: drop the sent ones, take over those whose worker is gone."""
         if not self.watched:
             return
-        entries = list(self.watched.items())
+        started = self._clock()
+        held = await self.bus.leases.holders(worker_key(self.group, ""))
+        self._alive, self._alive_at = set(held.values()), started
+        # A live worker's claims are read back only every FULL_RECHECK rounds (to forget the sent ones):
+        # a long channel outage elsewhere must not cost a read per watched claim every few seconds.
+        self._rounds += 1
+        full = self._rounds % FULL_RECHECK == 0
+        entries = [(key, e) for key, e in self.watched.items() if full or e.claim.owner not in self._alive]
         claims = await asyncio.gather(*(self._get(key) for key, _e in entries))
         seen_at = self._clock()
         decisions = await asyncio.gather(*(self._decide(e.partition, e.transition, key, c, seen_at)

@@ -11,7 +11,7 @@ import pytest
 from gulou.bus.base import Claim, Topology
 from gulou.bus.lease import worker_key
 from gulou.bus.memory import InProcessBus, MemoryClaims
-from gulou.bus.notify import UNSENT_LIMIT, NotificationLedger
+from gulou.bus.notify import FULL_RECHECK, UNSENT_LIMIT, NotificationLedger
 from gulou.channels.base import transition_id
 from gulou.devices.registry import Registry
 from gulou.rules.alerts import AlertTransition
@@ -332,5 +332,38 @@ def test_the_same_transition_twice_in_a_batch_is_sent_once(registry: Registry, c
         await a.join()
         await a.ledger.admit(0, [t, t])
         assert a.sent == [(transition_id(t), frozenset())] and a.ledger.suppressed == 1
+
+    run(body())
+
+
+def test_watched_claims_of_live_workers_are_read_back_only_now_and_then(registry: Registry, clock: Clock,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    t = transitions(registry, 1)[0]
+    key = transition_id(t)
+
+    async def body() -> None:
+        bus = new_bus(clock)
+        a, b = Worker(bus, "a", clock), Worker(bus, "b", clock)
+        await a.join()
+        await b.join()
+        await a.ledger.admit(0, [t])
+        await b.ledger.admit(0, [t])
+        a.ledger.delivered("mqtt", t)
+        a.ledger.delivered("webhook", t)
+        await a.ledger.flush()
+        reads = 0
+        get = bus.claims.get
+
+        async def counted(k: str) -> Claim | None:
+            nonlocal reads
+            reads += 1
+            return await get(k)
+
+        monkeypatch.setattr(bus.claims, "get", counted)
+        for _ in range(FULL_RECHECK - 1):
+            await b.ledger.recheck()
+        assert reads == 0 and key in b.ledger.watched, "a is alive: nothing to read"
+        await b.ledger.recheck()
+        assert reads == 1 and not b.ledger.watched and b.sent == [], "sent by a: forgotten"
 
     run(body())

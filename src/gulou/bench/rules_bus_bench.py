@@ -174,6 +174,30 @@ async def _balanced(bus: JetStreamBus, members: int) -> bool:
     return len(alive) == members and all(held.get(p) == preferred_owner(p, alive) for p in range(bus.partitions))
 
 
+async def _backlog(bus: JetStreamBus) -> GroupStats | None:
+    """The ``rules`` backlog from the consumers' info, or None unless every partition has a consumer listed.
+
+    A loaded cluster may leave a consumer out of its listing, which would read as nothing left to do.
+    """
+    pending = unacked = offset = 0
+    seen: set[int] = set()
+    try:
+        while True:
+            page = await bus.js.consumers_info(bus.stream, offset=offset)
+            for c in page:
+                head, _, rest = c.name.partition("-p")
+                if head == GROUP and rest.split("-", 1)[0].isdigit():
+                    seen.add(int(rest.split("-", 1)[0]))
+                    pending += c.num_pending or 0
+                    unacked += c.num_ack_pending or 0
+            offset += len(page)
+            if len(page) < 256:
+                break
+    except (BusError, nats.errors.Error, TimeoutError):
+        return None
+    return GroupStats(pending, unacked) if len(seen) == bus.partitions else None
+
+
 async def _stuck(bus: JetStreamBus) -> list[str]:
     """The ``rules`` consumers still holding readings, with what they hold (which partitions nobody read)."""
     with contextlib.suppress(BusError, nats.errors.Error):
@@ -301,29 +325,28 @@ class _Setup:
 
     async def _watch(self, bus: JetStreamBus, run: _Run, started: float,
                      publishing: asyncio.Task[tuple[int, float]] | None) -> _Clock:
-        """Poll the ``rules`` backlog until it is 0 (and publishing is over), a worker dies, or nothing moves."""
+        """Poll the ``rules`` backlog until it is 0 (and publishing is over), every worker exited, or a stall."""
         clock = _Clock()
-        total = len(self.points)
         last, last_change, last_report = (-1, -1), time.perf_counter(), 0.0
         while True:
-            stats = await bus.stats()
-            backlog = stats.groups.get(GROUP, GroupStats(total, 0))
+            backlog = await _backlog(bus)  # None: a partition's consumer missing from the listing, no figure
             now = time.perf_counter()
             published = publishing is None or publishing.done()
-            if publishing is None and clock.first_s is None and backlog.unacked > 0:
-                clock.first_s = now - started
-            if published and clock.delivered_s is None and backlog.pending == 0:
-                clock.delivered_s = now - started
-            clock.left = backlog.pending + backlog.unacked
-            if published and clock.left == 0:
-                clock.drained_s = now - started
-                return clock
-            if (backlog.pending, backlog.unacked) != last or not published:
-                last, last_change = (backlog.pending, backlog.unacked), now
-            if now - last_report >= 2.0:
-                self.progress(f"  {now - started:5.1f} s: rules backlog {backlog.pending:,} to deliver, "
-                              f"{backlog.unacked:,} to acknowledge")
-                last_report = now
+            if backlog is not None:
+                if publishing is None and clock.first_s is None and backlog.unacked > 0:
+                    clock.first_s = now - started
+                if published and clock.delivered_s is None and backlog.pending == 0:
+                    clock.delivered_s = now - started
+                clock.left = backlog.pending + backlog.unacked
+                if published and clock.left == 0:
+                    clock.drained_s = now - started
+                    return clock
+                if (backlog.pending, backlog.unacked) != last or not published:
+                    last, last_change = (backlog.pending, backlog.unacked), now
+                if now - last_report >= 2.0:
+                    self.progress(f"  {now - started:5.1f} s: rules backlog {backlog.pending:,} to deliver, "
+                                  f"{backlog.unacked:,} to acknowledge")
+                    last_report = now
             # A worker that exits leaves its partitions to the others once its leases lapse: wait for them.
             gone = all(p.poll() is not None for p in run.procs)
             if gone or now - last_change > self.stall_s:

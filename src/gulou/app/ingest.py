@@ -249,6 +249,9 @@ def run_workers(settings: Settings, options: IngestOptions, workers: int,
 
 def _worker(settings: Settings, options: IngestOptions, setup_logging: Callable[[str], None] | None) -> None:
     """Entry point of one worker process."""
+    from gulou.ingest.gc_policy import tune_gc
+
+    tune_gc()  # a spawned worker starts a fresh interpreter: the command's own setting does not reach it
     if setup_logging is not None:
         setup_logging(settings.log_level)
     try:

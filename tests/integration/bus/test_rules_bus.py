@@ -184,10 +184,10 @@ class AlertSubscriber:
         self.client.loop_stop()
 
 
-def start_worker(cluster: NatsCluster, mosquitto: Mosquitto, store: Path,
-                 webhook: str | None = None) -> subprocess.Popen[bytes]:
+def start_worker(cluster: NatsCluster, mosquitto: Mosquitto, store: Path, webhook: str | None = None,
+                 lease_ttl_s: float = 3.0) -> subprocess.Popen[bytes]:
     """``gulou rules run --bus`` on the event clock, with a short lease TTL so takeovers are quick."""
-    env = {**os.environ, "GULOU_BUS__PARTITIONS": str(PARTITIONS), "GULOU_BUS__LEASE_TTL_S": "3"}
+    env = {**os.environ, "GULOU_BUS__PARTITIONS": str(PARTITIONS), "GULOU_BUS__LEASE_TTL_S": str(lease_ttl_s)}
     if webhook is not None:
         env |= {"GULOU_WEBHOOK__URL": webhook, "GULOU_WEBHOOK__SECRET": SECRET}
     return subprocess.Popen([sys.executable, "-m", "gulou", "rules", "run", "--bus", cluster.bus_url, "--broker",
@@ -328,10 +328,10 @@ def test_a_sigkill_while_notifications_are_in_flight_leaves_them_to_the_next_own
         return out
 
     try:
-        workers.extend(start_worker(cluster, own_mosquitto, tmp_path / f"alerts-{n}.db", hook.url(f"/w{n}"))
-                       for n in range(2))
-        for w in workers:
-            follow_log(w)
+        # A longer lease than elsewhere: the placement must hold until the kill, also on a loaded machine.
+        workers.extend(start_worker(cluster, own_mosquitto, tmp_path / f"alerts-{n}.db", hook.url(f"/w{n}"),
+                                    lease_ttl_s=6.0) for n in range(2))
+        followers = [follow_log(w) for w in workers]
         placed = wait_for(lambda: balanced(cluster, 2), 120, "the partitions shared by two workers") or {}
         # The victim is the worker with more partitions (hashing may give one worker all four).
         n, victim = max(enumerate(workers), key=lambda nw: sum(o.endswith(f"-{nw[1].pid}") for o in placed.values()))
@@ -353,9 +353,16 @@ def test_a_sigkill_while_notifications_are_in_flight_leaves_them_to_the_next_own
             return all(c is not None and c.owner.endswith(f"-{victim.pid}") and "mqtt" in c.done
                        and "webhook" not in c.done and not c.sent for c in claims.values())
 
-        wait_for(claimed_and_half_delivered, 120, "the victim's claims delivered on MQTT, not by the webhook")
-        wait_for(lambda: in_flight <= asyncio.run(read_unsent(theirs)), 120,
-                 "the victim's snapshots listing what it has not sent")
+        try:
+            wait_for(claimed_and_half_delivered, 120, "the victim's claims delivered on MQTT, not by the webhook")
+            wait_for(lambda: in_flight <= asyncio.run(read_unsent(theirs)), 120,
+                     "the victim's snapshots listing what it has not sent")
+        except AssertionError as exc:
+            owners = Counter((c.owner, tuple(sorted(c.done)), c.sent) if c else None
+                             for c in asyncio.run(read_claims(cluster, in_flight)).values())
+            moves = [line for f in followers for line in f.text().splitlines()
+                     if any(w in line for w in ("lease", "partition", "took over", "WARNING", "ERROR"))]
+            raise AssertionError(f"{exc}\nclaims: {owners}\nworker logs:\n" + "\n".join(moves[-60:])) from None
         assert not set(hook.seen()) & in_flight, "nothing of the victim's accepted by the webhook"
 
         victim.send_signal(signal.SIGKILL)

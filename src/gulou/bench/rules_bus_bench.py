@@ -57,6 +57,7 @@ class WorkerFigures:
     cpu_s: float
     cpu_us_per_reading: float
     warnings: int
+    exit_code: int  # after SIGTERM: 0 when it stopped gracefully, -9 when it had to be killed a minute later
 
 
 @dataclass
@@ -249,7 +250,7 @@ class _Setup:
         finally:
             _stop(run.procs)
             await bus.close()
-        per_worker = self._workers(cpu)
+        per_worker = self._workers(cpu, [p.returncode for p in run.procs])
         evaluated = sum(w.evaluated for w in per_worker)
         drained, delivered = clock.drained_s or 0.0, clock.delivered_s or 0.0
         rate = round(run.published / drained) if clock.drained_s else 0
@@ -355,13 +356,14 @@ class _Setup:
                 return clock
             await asyncio.sleep(POLL_S)
 
-    def _workers(self, cpu: list[float]) -> list[WorkerFigures]:
+    def _workers(self, cpu: list[float], codes: list[int]) -> list[WorkerFigures]:
         figures: list[WorkerFigures] = []
         for n in range(self.workers):
             text = (self.work / f"worker-{n}.log").read_text(errors="replace")
             found = _STOPPED.search(text)
             if found is None:
-                self.progress(f"  worker {n} logged no graceful stop; its log ends:\n{text[-1500:]}")
+                self.progress(f"  worker {n} logged no graceful stop (exit code {codes[n]}); its log ends:\n"
+                              f"{text[-1500:]}")
             evaluated, sent = (int(found.group(2)), int(found.group(3))) if found else (0, 0)
             # Why a run lost or repeated work shows in the workers' warnings (reader timeouts, lost leases).
             warnings = [line for line in text.splitlines() if _PROBLEM.search(line) and _ALERT not in line]
@@ -369,7 +371,8 @@ class _Setup:
             for line in list(distinct)[:8]:
                 self.progress(f"  worker {n} warned: {line}")
             figures.append(WorkerFigures(found.group(1) if found else f"#{n}", evaluated, sent, round(cpu[n], 2),
-                                         round(cpu[n] / evaluated * 1e6, 1) if evaluated else 0.0, len(warnings)))
+                                         round(cpu[n] / evaluated * 1e6, 1) if evaluated else 0.0, len(warnings),
+                                         codes[n]))
         return figures
 
 

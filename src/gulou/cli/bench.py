@@ -110,7 +110,8 @@ def _bench_rules(ctx: click.Context, /, on_bus: bool, workers: int, live: bool, 
             click.echo(f"{key:<28} {value}")
     for w in data["per_worker"]:
         click.echo(f"worker {w['worker']:<21} evaluated {w['evaluated']}, sent {w['sent']}, "
-                   f"{w['cpu_s']} s CPU ({w['cpu_us_per_reading']} µs per reading), {w['warnings']} warning(s)")
+                   f"{w['cpu_s']} s CPU ({w['cpu_us_per_reading']} µs per reading), {w['warnings']} warning(s), "
+                   f"exit code {w['exit_code']}")
 
 
 # Rule evaluations per second and publish → alert latency (flags defined beside the other rules commands),

@@ -25,6 +25,7 @@ def run_bench(*flags: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(proc.stdout)
     assert data["published"] == READINGS and data["replicas"] == 3 and data["nats_nodes"] == 3
     assert data["workers_exited"] == 0, proc.stderr.decode(errors="replace")[-3000:]
+    assert [w["exit_code"] for w in data["per_worker"]] == [0] * len(data["per_worker"]), "graceful stops"
     assert all(not w["worker"].startswith("#") for w in data["per_worker"]), "every worker logged its stop"
     return data
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gulou.channels.base import ChannelContext, describe
+from gulou.channels.base import ChannelContext, describe, transition_id
 from gulou.channels.outbox import StoreOutbox, outbox_for
 from gulou.channels.webhook import WebhookChannel
 from gulou.channels.worker import ChannelWorker
@@ -49,6 +49,6 @@ def test_kept_notifications_survive_a_restart_and_go_out_signed(tmp_path: Path, 
         assert store.outbox_counts() == {}
         store.close()
         assert hook.failed == 3 and hook.bad_signatures == 0
-        assert hook.received == [fired.to_json()]
+        assert hook.received == [{**fired.to_json(), "transition_id": transition_id(fired)}]
     finally:
         hook.close()

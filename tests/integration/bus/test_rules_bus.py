@@ -58,6 +58,21 @@ def bin_readings(registry: Registry) -> list[Point]:
             for step in range(STEPS) for i, d in enumerate(bins)]
 
 
+def publish(cluster: NatsCluster, registry: Registry, points: list[Point], chunks: range) -> None:
+    """Put these chunks of the readings on the stream, partitioned by site, as the collectors would."""
+    parts, size = Partitioner(registry, PARTITIONS), len(points) // CHUNKS
+
+    async def go() -> None:
+        bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
+        await bus.start()
+        for chunk in chunks:
+            await bus.publish([envelope(p, parts.for_device(p.device_id))
+                               for p in points[chunk * size:(chunk + 1) * size]])
+        await bus.close()
+
+    asyncio.run(go())
+
+
 def reference(registry: Registry, points: list[Point]) -> tuple[list[set[str]], int]:
     """Transition ids after each chunk of a single-process run, and the alerts left firing at the end."""
     per_chunk, left = reference_devices(registry, points)
@@ -244,17 +259,8 @@ def test_scaled_and_killed_workers_send_each_transition_once(
     points = bin_readings(registry)
     expected, left_firing = reference(registry, points)
     assert left_firing == 0 and all(expected), "the scenario fires and resolves alerts in every chunk"
-    parts = Partitioner(registry, PARTITIONS)
-    size = len(points) // CHUNKS
     listener = AlertSubscriber(own_mosquitto.port)
     hook = WebhookReceiver()
-
-    async def publish(chunk: int) -> None:
-        bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
-        await bus.start()
-        await bus.publish([envelope(p, parts.for_device(p.device_id))
-                           for p in points[chunk * size:(chunk + 1) * size]])
-        await bus.close()
 
     def arrived(upto: int) -> bool:
         want = set().union(*expected[:upto + 1])
@@ -266,7 +272,7 @@ def test_scaled_and_killed_workers_send_each_transition_once(
     try:
         workers.append(start(0))
         follow_log(workers[0])  # a process whose output nobody reads stalls once the pipe is full
-        asyncio.run(publish(0))
+        publish(cluster, registry, points, range(1))
         wait_for(lambda: arrived(0), 120, "the first chunk's transitions from one worker")
 
         workers.extend(start(n) for n in (1, 2))
@@ -275,7 +281,7 @@ def test_scaled_and_killed_workers_send_each_transition_once(
         # Scaled to three: every partition with the worker rendezvous hashing gives it, before the next chunk.
         placed = wait_for(lambda: balanced(cluster, 3), 120, "the partitions spread over three workers")
         held = placed or {}
-        asyncio.run(publish(1))
+        publish(cluster, registry, points, range(1, 2))
         wait_for(lambda: arrived(1), 120, "the second chunk's transitions from three workers")
         # Killed mid-incident, not mid-delivery (the test below kills with notifications in flight).
         wait_for(lambda: all_sent(cluster, expected[0] | expected[1]), 60, "the deliveries marked sent")
@@ -284,8 +290,8 @@ def test_scaled_and_killed_workers_send_each_transition_once(
         victim = next(w for w in reversed(workers) if any(owner.endswith(f"-{w.pid}") for owner in held.values()))
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        asyncio.run(publish(2))
-        asyncio.run(publish(3))
+        publish(cluster, registry, points, range(2, 3))
+        publish(cluster, registry, points, range(3, 4))
         wait_for(lambda: arrived(3), 180, "every transition after the takeover")
     finally:
         listener.close()
@@ -305,16 +311,8 @@ def test_a_sigkill_while_notifications_are_in_flight_leaves_them_to_the_next_own
     points = bin_readings(registry)
     chunks, _left = reference_devices(registry, points)
     parts = Partitioner(registry, PARTITIONS)
-    size = len(points) // CHUNKS
     listener = AlertSubscriber(own_mosquitto.port)
     hook = WebhookReceiver()
-
-    async def publish(chunk: int) -> None:
-        bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
-        await bus.start()
-        await bus.publish([envelope(p, parts.for_device(p.device_id))
-                           for p in points[chunk * size:(chunk + 1) * size]])
-        await bus.close()
 
     async def read_unsent(partitions: set[int]) -> set[str]:
         bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
@@ -341,7 +339,7 @@ def test_a_sigkill_while_notifications_are_in_flight_leaves_them_to_the_next_own
         first = chunks[0]
         in_flight = {k for k, device in first.items() if parts.for_device(device) in theirs}
         assert in_flight, f"the victim has transitions to send: {placed}"
-        asyncio.run(publish(0))
+        publish(cluster, registry, points, range(1))
 
         # The victim's webhook posts get no answer; its MQTT publishes go out and are marked on the claims,
         # and its snapshots commit past the readings that made them: only the snapshot can tell the heir.
@@ -370,7 +368,7 @@ def test_a_sigkill_while_notifications_are_in_flight_leaves_them_to_the_next_own
         hook.release.set()  # the held posts are answered 503 to a dead worker: never delivered
         wait_for(lambda: set(first) <= set(hook.seen()), 180, "the heir sending what the victim never delivered")
         for chunk in range(1, CHUNKS):
-            asyncio.run(publish(chunk))
+            publish(cluster, registry, points, range(chunk, chunk + 1))
         everything = set().union(*chunks)
         wait_for(lambda: everything <= set(hook.seen()) and everything <= set(listener.seen()), 180,
                  "every later transition from the heir alone")
@@ -392,27 +390,17 @@ def test_readings_published_while_rules_were_down_are_evaluated_after_the_restar
         workers: list[subprocess.Popen[bytes]]) -> None:
     points = bin_readings(registry)
     expected, _left = reference(registry, points)
-    parts = Partitioner(registry, PARTITIONS)
-    size = len(points) // CHUNKS
     listener = AlertSubscriber(own_mosquitto.port)
-
-    async def publish(chunks: range) -> None:
-        bus = JetStreamBus(cluster.urls, Topology(PARTITIONS))
-        await bus.start()
-        for chunk in chunks:
-            await bus.publish([envelope(p, parts.for_device(p.device_id))
-                               for p in points[chunk * size:(chunk + 1) * size]])
-        await bus.close()
 
     try:
         workers.append(start_worker(cluster, own_mosquitto, tmp_path / "alerts.db"))
         follow_log(workers[-1])
-        asyncio.run(publish(range(1)))
+        publish(cluster, registry, points, range(1))
         wait_for(lambda: expected[0] <= set(listener.seen()), 120, "the first chunk's transitions")
         log = stop_ingest(workers[0])  # graceful: commits its snapshots and hands the partitions back
         assert "stopped: evaluated" in log, log[-2000:]
         during = set(listener.seen())
-        asyncio.run(publish(range(1, CHUNKS)))  # nobody evaluates these now
+        publish(cluster, registry, points, range(1, CHUNKS))  # nobody evaluates these now
         assert set(listener.seen()) == during
         workers.append(start_worker(cluster, own_mosquitto, tmp_path / "alerts.db"))
         follow_log(workers[-1])  # a process whose output nobody reads stalls once the pipe is full

@@ -114,9 +114,26 @@ class PartitionKeeper:
             else:
                 self.owned[p] = renewed
 
-    async def _give_up(self, partition: int, graceful: bool) -> None:
+    async def drop(self, partition: int) -> None:
+        """The partition's work ended by itself (its owner lost it, or the bus failed): stop holding it.
+
+        Renewing the lease of a partition nobody reads would keep every other worker off it; released, it is
+        taken again (by this worker or another) after the usual grace.
+        """
         lease = self.owned.pop(partition, None)
+        if lease is None:
+            return
+        try:
+            await self.leases.release(lease)
+        except BusError as exc:
+            log.warning("%s: releasing partition %d failed (it will expire): %s", self.group, partition, exc)
+        log.warning("%s: worker %s stopped reading partition %d; released it", self.group, self.worker, partition)
+
+    async def _give_up(self, partition: int, graceful: bool) -> None:
+        # Still held while the handler stops: a graceful stop commits, and a commit checks the lease first.
+        lease = self.owned.get(partition)
         await self.handler.lost(partition, graceful and lease is not None and lease.valid(self._clock()))
+        lease = self.owned.pop(partition, lease)
         if lease is not None and graceful:
             try:
                 await self.leases.release(lease)

@@ -12,6 +12,7 @@ it twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -20,7 +21,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gulou.bus.base import Bus, BusError, Consumer, Delivery, Lease, ReaderClosed, SnapshotConflict
+from gulou.backoff import Backoff
+from gulou.bus.base import (
+    Bus,
+    BusError,
+    Consumer,
+    Delivery,
+    Lease,
+    ReaderClosed,
+    Snapshot,
+    SnapshotConflict,
+)
 from gulou.bus.codec import decode
 from gulou.bus.keeper import PartitionKeeper
 from gulou.bus.lease import partition_key
@@ -134,9 +145,38 @@ class BusRulesWorker:
 
     # -- one partition ---------------------------------------------------------------------------------------
     async def _own(self, owned: _Owned) -> None:
-        p, key = owned.partition, partition_key(GROUP, owned.partition)
+        try:
+            await self._run_partition(owned)
+        finally:
+            if not owned.stop.is_set() and self.owned.get(owned.partition) is owned:
+                # Ended by itself (taken over, or the bus failed): let the keeper stop renewing a lease
+                # nobody reads under, so the partition is taken again.
+                self.owned.pop(owned.partition, None)
+                await self.keeper.drop(owned.partition)
+
+    async def _open(self, owned: _Owned) -> tuple[Snapshot | None, Consumer] | None:
+        """The partition's snapshot and a reader after it, retried while the bus is unavailable."""
+        key, backoff = partition_key(GROUP, owned.partition), Backoff(0.5, 10.0)
+        while not owned.stop.is_set():
+            try:
+                snap = await self.bus.snapshots.load(key)
+                reader = await self.bus.reader(GROUP, owned.partition, snap.seq if snap is not None else 0,
+                                               f"r{owned.lease.revision}")
+                return snap, reader
+            except BusError as exc:
+                wait = backoff.next()
+                log.warning("partition %d: cannot start reading (%s); retrying in %.1f s", owned.partition, exc, wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(owned.stop.wait(), wait)
+        return None
+
+    async def _run_partition(self, owned: _Owned) -> None:
+        p = owned.partition
         engine = Engine(self.rules, self.registry, lateness_s=self.lateness_s, default_renotify_s=self.renotify_s)
-        snap = await self.bus.snapshots.load(key)
+        opened = await self._open(owned)
+        if opened is None:
+            return
+        snap, reader = opened
         after, revision = (snap.seq, snap.revision) if snap is not None else (0, 0)
         unsent: list[dict[str, Any]] = []
         if snap is not None:
@@ -147,7 +187,6 @@ class BusRulesWorker:
                 engine.restore(state)
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("partition %d: unusable snapshot (%s); starting empty from sequence %d", p, exc, after)
-        reader = await self.bus.reader(GROUP, p, after, f"r{owned.lease.revision}")
         log.info("partition %d: resumed at sequence %d with %d active alert(s), %d notification(s) unsent", p,
                  after, len(engine.book.active), len(unsent))
         pending: list[Delivery] = []

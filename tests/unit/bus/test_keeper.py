@@ -109,3 +109,59 @@ def test_a_lease_lost_to_expiry_is_given_up_without_committing() -> None:
         assert (0, False) in rec.losses and (1, False) in rec.losses
 
     asyncio.run(body())
+
+
+class CommitChecker(Recorder):
+    """A worker that commits on a graceful loss, as the rules worker does: the lease must still be held then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keeper: PartitionKeeper | None = None
+        self.committed: list[int] = []
+
+    async def lost(self, partition: int, graceful: bool) -> None:
+        assert self.keeper is not None
+        if graceful and self.keeper.lease(partition) is not None:
+            self.committed.append(partition)
+        await super().lost(partition, graceful)
+
+
+def test_a_partition_handed_to_a_joining_worker_is_committed_before_its_lease_goes() -> None:
+    async def body() -> None:
+        clock = Clock()
+        leases = MemoryLeases(TTL, clock)
+        first = CommitChecker()
+        a = PartitionKeeper(leases, "rules", PARTITIONS, "w-a", first, grace=2, clock=clock)
+        first.keeper = a
+        await a.tick()
+        assert first.running == set(range(PARTITIONS))
+        b = PartitionKeeper(leases, "rules", PARTITIONS, "w-b", Recorder(), grace=2, clock=clock)
+        for _ in range(4):
+            await b.tick()
+            await a.tick()
+            clock.now += TTL / 3
+        handed = {p for p, graceful in first.losses if graceful}
+        assert handed, "the joining worker got partitions"
+        assert set(first.committed) == handed, "every partition handed over was committed first"
+
+    asyncio.run(body())
+
+
+def test_a_dropped_partition_is_released_and_taken_again() -> None:
+    async def body() -> None:
+        clock = Clock()
+        leases = MemoryLeases(TTL, clock)
+        rec = Recorder()
+        keeper = PartitionKeeper(leases, "rules", 2, "w-a", rec, grace=2, clock=clock)
+        await keeper.tick()
+        assert rec.running == {0, 1}
+        # The partition's reader ended by itself (e.g. the bus failed): the worker stopped its work.
+        rec.running.discard(0)
+        await keeper.drop(0)
+        assert keeper.lease(0) is None and "rules.p0" not in await leases.holders("rules.p")
+        for _ in range(3):  # after the grace the free partition is taken again
+            clock.now += TTL / 3
+            await keeper.tick()
+        assert rec.running == {0, 1} and keeper.lease(0) is not None
+
+    asyncio.run(body())

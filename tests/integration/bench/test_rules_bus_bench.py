@@ -44,11 +44,8 @@ def test_one_worker_evaluates_a_backlog_once() -> None:
     assert data["evaluated"] == data["published"] and data["lost"] == 0
 
 
-# Known fault, kept visible: when a second worker joins, the first hands partitions over without committing
-# (PartitionKeeper._give_up drops the lease before the worker's graceful commit checks it), so the new owner
-# evaluates again what the first evaluated since its last commit. Notifications stay single (claims).
-@pytest.mark.xfail(reason="a partition handed over on a worker joining is re-evaluated since its last commit",
-                   strict=False)
+# Both workers start on a full stream: the first to look takes every partition and hands half over when the
+# second appears, committing first, so nothing is evaluated twice.
 @pytest.mark.timeout(600)
 def test_two_workers_started_on_a_backlog_evaluate_each_reading_once() -> None:
     data = run_bench("--workers", "2")

@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -116,15 +116,23 @@ class BusRulesWorker:
             await asyncio.wait({keeper, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if not keeper.done():
                 # Marked sent while this worker still holds its membership: nobody takes these over meanwhile.
-                await self.ledger.settle(self.settle_s)
+                await self._quietly("settling the notification claims", self.ledger.settle(self.settle_s))
             keeper_stop.set()
             await keeper
-            await self.ledger.flush()
+            await self._quietly("writing the last delivery marks", self.ledger.flush())
         finally:
             keeper_stop.set()
             for task in (stopped, keeper, marks):
                 task.cancel()
             await asyncio.gather(stopped, keeper, marks, return_exceptions=True)
+
+    async def _quietly(self, what: str, step: Awaitable[object]) -> None:
+        """A stop step that needs the bus: if the bus fails now, the claims stay unsent and are taken over later."""
+        try:
+            await step
+        except BusError as exc:
+            log.warning("%s: %s failed at the stop (%s); unsent notifications go to the next owner", self.worker,
+                        what, exc)
 
     # -- the keeper's callbacks ------------------------------------------------------------------------------
     async def gained(self, partition: int, lease: Lease) -> None:

@@ -31,6 +31,7 @@ from gulou.bus.base import (
 
 _TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError,
               nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError, TimeoutError)
+WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a write on a revision that is not the key's last
 # Snapshot value: magic, covered stream sequence, then the zlib-compressed state.
 _HEADER = struct.Struct(">4sQ")
 _MAGIC = b"GLS1"
@@ -93,6 +94,11 @@ class KvLeases(Leases):
             await self.kv.delete(lease.name, last=lease.revision)
         except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
             pass
+        except nats.js.errors.BadRequestError as exc:
+            # A delete on a revision that is gone (expired, or taken by another worker) comes back as a plain
+            # "wrong last sequence" API error, not as KeyWrongLastSequenceError as an update's does.
+            if exc.err_code != WRONG_LAST_SEQUENCE:
+                raise BusUnavailable(f"lease {lease.name}: {exc!r}") from exc
         except _TRANSIENT as exc:
             raise BusUnavailable(f"lease {lease.name}: {exc!r}") from exc
 

@@ -71,6 +71,14 @@ def new_bus(clock: Clock) -> InProcessBus:
     return InProcessBus(Topology(2, groups=()), lease_ttl_s=3.0, clock=clock)
 
 
+async def joined(clock: Clock) -> tuple[InProcessBus, Worker]:
+    """A new bus with worker "a" a member of it."""
+    bus = new_bus(clock)
+    a = Worker(bus, "a", clock)
+    await a.join()
+    return bus, a
+
+
 def test_memory_claims_are_compare_and_set_on_the_revision() -> None:
     async def body() -> None:
         claims = MemoryClaims()
@@ -100,9 +108,7 @@ def test_a_claim_is_sent_once_every_channel_delivered_it(registry: Registry, clo
     key = transition_id(t)
 
     async def body() -> None:
-        bus = new_bus(clock)
-        a = Worker(bus, "a", clock)
-        await a.join()
+        bus, a = await joined(clock)
         await a.ledger.admit(0, [t])
         assert a.sent == [(key, frozenset())]
         assert await bus.claims.get(key) == Claim("a", frozenset(), False, 1)
@@ -124,9 +130,7 @@ def test_marks_arriving_together_are_one_write(registry: Registry, clock: Clock)
     t = transitions(registry, 1)[0]
 
     async def body() -> None:
-        bus = new_bus(clock)
-        a = Worker(bus, "a", clock)
-        await a.join()
+        bus, a = await joined(clock)
         await a.ledger.admit(0, [t])
         a.ledger.delivered("mqtt", t)
         a.ledger.delivered("webhook", t)
@@ -175,9 +179,7 @@ def test_a_gone_workers_claim_met_in_a_replay_is_taken_over_at_once(registry: Re
     ts = transitions(registry, 3)
 
     async def body() -> None:
-        bus = new_bus(clock)
-        a = Worker(bus, "a", clock)
-        await a.join()
+        bus, a = await joined(clock)
         await a.ledger.admit(0, ts)
         for t in ts[:2]:
             a.ledger.delivered("mqtt", t)
@@ -197,9 +199,7 @@ def test_only_one_worker_takes_over_a_claim(registry: Registry, clock: Clock) ->
     t = transitions(registry, 1)[0]
 
     async def body() -> None:
-        bus = new_bus(clock)
-        a = Worker(bus, "a", clock)
-        await a.join()
+        bus, a = await joined(clock)
         await a.ledger.admit(0, [t])
         clock.now += 3.5
         b, c = Worker(bus, "b", clock), Worker(bus, "c", clock)
@@ -217,9 +217,7 @@ def test_the_snapshot_carries_what_is_unsent_to_the_next_owner(registry: Registr
     ts = transitions(registry, 3)
 
     async def body() -> None:
-        bus = new_bus(clock)
-        a = Worker(bus, "a", clock)
-        await a.join()
+        bus, a = await joined(clock)
         await a.ledger.admit(0, ts[:2])
         await a.ledger.admit(1, ts[2:])
         a.ledger.delivered("mqtt", ts[0])
@@ -243,9 +241,7 @@ def test_the_unsent_list_is_bounded(registry: Registry, clock: Clock) -> None:
             for i in range(UNSENT_LIMIT + 5)]
 
     async def body() -> None:
-        bus = new_bus(clock)
-        a = Worker(bus, "a", clock)
-        await a.join()
+        _bus, a = await joined(clock)
         await a.ledger.admit(0, many)
         unsent = a.ledger.unsent(0)
         assert len(unsent) == UNSENT_LIMIT and unsent[-1]["alert_id"] == f"x{UNSENT_LIMIT + 4}"
@@ -277,9 +273,7 @@ def test_settle_waits_for_the_marks(registry: Registry, clock: Clock) -> None:
     t = transitions(registry, 1)[0]
 
     async def body() -> None:
-        bus = new_bus(clock)
-        a = Worker(bus, "a", clock)
-        await a.join()
+        _bus, a = await joined(clock)
         await a.ledger.admit(0, [t])
         assert not await a.ledger.settle(0.0)
 
@@ -312,9 +306,7 @@ def test_a_claim_of_ours_not_in_hand_is_sent_not_lost(registry: Registry, clock:
     key = transition_id(t)
 
     async def body() -> None:
-        bus = new_bus(clock)
-        a = Worker(bus, "a", clock)
-        await a.join()
+        bus, a = await joined(clock)
         # Stored although the create seemed to fail (a timeout, then a retry that finds it there).
         assert await bus.claims.put(key, Claim("a", frozenset({"mqtt"}))) is not None
         await a.ledger.admit(0, [t])
@@ -327,9 +319,7 @@ def test_the_same_transition_twice_in_a_batch_is_sent_once(registry: Registry, c
     t = transitions(registry, 1)[0]
 
     async def body() -> None:
-        bus = new_bus(clock)
-        a = Worker(bus, "a", clock)
-        await a.join()
+        _bus, a = await joined(clock)
         await a.ledger.admit(0, [t, t])
         assert a.sent == [(transition_id(t), frozenset())] and a.ledger.suppressed == 1
 

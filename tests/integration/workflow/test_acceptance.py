@@ -17,11 +17,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
@@ -43,6 +45,19 @@ from tests.waiting import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 SIM_HOURS = 3
 TOKEN = "acceptance-operator-token-0123"
+
+
+def _scenario(tmp_path: Path) -> Path:
+    """The shipped incidents plus a lot full for an hour early on: an alert that surely resolves in the window.
+
+    The shipped incidents all end after the third hour; without this, whether any alert resolved depended on
+    the daily patterns at the time of day the test ran.
+    """
+    scenario = yaml.safe_load((files("gulou.data") / "scenarios" / "incidents.yaml").read_text(encoding="utf-8"))
+    scenario["incidents"].append({"kind": "lot_full", "target": "lot-nj-02", "at": "30m", "duration": "1h"})
+    path = tmp_path / "incidents-and-a-short-one.yaml"
+    path.write_text(yaml.safe_dump(scenario, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 class Run:
@@ -102,7 +117,8 @@ def test_incidents_and_past_hours_through_gulou_run(own_mosquitto: Mosquitto, re
         try:
             sim = subprocess.run(
                 [sys.executable, "-m", "gulou", "simulate", "--broker", own_mosquitto.url, "--speed", "0",
-                 "--start", start.isoformat(), "--sim-duration", f"{SIM_HOURS}h", "--scenario", "incidents",
+                 "--start", start.isoformat(), "--sim-duration", f"{SIM_HOURS}h",
+                 "--scenario", str(_scenario(tmp_path)),
                  "--no-offline-at-end", "--json"], env=env, capture_output=True, text=True, timeout=600, check=True)
             published = int(json.loads(sim.stdout)["telemetry"])
             wait_for(lambda: _stored(store_file) >= published, 300, f"{published} readings stored")
@@ -195,7 +211,9 @@ def check_api_cli_and_grafana(wf: WorkflowStore, pg_url: str, store_file: Path, 
     assert client.post(f"/alerts/{fire.id}/ack", json={"note": "已通知环卫"}, headers=auth).status_code == 200
     assert client.post(f"/alerts/{fire.id}/assign", json={"assignee": "sanitation", "kind": "team"},
                        headers=auth).status_code == 200
-    resolved = wf.alerts(AlertFilter(condition="resolved"), limit=1)[0]
+    found = wf.alerts(AlertFilter(condition="resolved"), limit=1)
+    assert found, "the short lot-full incident's alert resolved within the window"
+    resolved = found[0]
     assert client.post(f"/alerts/{resolved.id}/close", json={"note": "已恢复"}, headers=auth).status_code == 200
     out = CliRunner().invoke(cli, ["alerts", "--store", str(store_file), "--limit", "100000", "--json"],
                              env={"GULOU_DATABASE_URL": pg_url})

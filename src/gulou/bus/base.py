@@ -222,6 +222,8 @@ class Bus(ABC):
     """A replicated log partitioned by site, with consumer groups, partition readers, leases and snapshots."""
 
     topology: Topology
+    #: How long the stream remembers a message id to drop a republished copy.
+    dedupe_window_s: float
 
     @classmethod
     @abstractmethod

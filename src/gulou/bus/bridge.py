@@ -49,8 +49,7 @@ class BusBridge:
                  store: EmbeddedStore | None = None) -> None:
         self.source, self.bus, self.store = source, bus, store
         # Kept beside the collector's health figures: a restart of the same slot finds them again.
-        window = float(getattr(bus, "dedupe_window_s", 120.0))
-        self.dead_ids = DeadLetterIds(store.path, window) if store is not None else None
+        self.dead_ids = DeadLetterIds(store.path, bus.dedupe_window_s) if store is not None else None
         self._dead_ids_due: list[tuple[str, str, bytes, str]] = []
         self.decoder = Decoder(registry, max_future)
         self.partitioner = Partitioner(registry, bus.partitions)
